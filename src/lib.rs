@@ -1,0 +1,11 @@
+//! image-factory: a native, self-hostable Talos Linux Image Factory.
+//!
+//! The library holds everything; the `image-factory` binary only parses its command line and
+//! calls [`cli::main`].
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod frontend;
+pub mod schematic;
+pub mod store;
