@@ -1,1 +1,324 @@
+//! Configuration: one struct, filled from defaults, then `IF_*` environment variables, then
+//! YAML/JSON files (later files win), then command-line flags.
+//!
+//! Keys follow upstream's configuration where the concept is the same (`http.httpListenAddr`,
+//! `http.externalURL`, ...) and are matched case-insensitively. An environment variable
+//! `IF_HTTP_EXTERNALURL` names the key `http.externalURL` (prefix dropped, `_` → `.`).
+//! Unknown keys are errors, so a typo never silently falls back to a default.
 
+use crate::yaml::node::{Node, NodeKind, read_first_document};
+use crate::yaml::resolve::{Resolved, resolve_plain};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Prefix of configuration environment variables.
+pub const ENV_PREFIX: &str = "IF_";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    pub http: HttpConfig,
+    pub storage: StorageConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpConfig {
+    /// Listen address, `host:port` or Go's `:port` (all interfaces).
+    pub http_listen_addr: String,
+    /// The URL users reach the factory at; used in links and extension metadata.
+    #[serde(rename = "externalURL")]
+    pub external_url: String,
+    /// Base of URLs in iPXE scripts; empty means `externalURL`.
+    #[serde(rename = "externalPXEURL")]
+    pub external_pxe_url: String,
+    /// CORS origins.
+    pub allowed_origins: Vec<String>,
+    /// Largest accepted request body (schematic uploads); larger bodies get 413.
+    pub max_request_body_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct StorageConfig {
+    /// State directory of the embedded storage (schematics, asset cache).
+    pub dir: PathBuf,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            http_listen_addr: ":8080".into(),
+            external_url: "https://localhost/".into(),
+            external_pxe_url: String::new(),
+            allowed_origins: vec!["*".into()],
+            max_request_body_bytes: 1 << 20,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            dir: PathBuf::from("var"),
+        }
+    }
+}
+
+/// A configuration that cannot be loaded; the message names the source and the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// Every key with its default, for `serve --help`.
+pub fn describe_keys() -> String {
+    let mut lines = Vec::new();
+    let defaults = serde_json::to_value(Config::default()).unwrap_or(Value::Null);
+    fn walk(prefix: &str, value: &Value, lines: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    let path = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    walk(&path, value, lines);
+                }
+            }
+            other => {
+                let env = format!("{ENV_PREFIX}{}", prefix.replace('.', "_").to_uppercase());
+                lines.push(format!("  {prefix:<28} {env:<32} default {other}"));
+            }
+        }
+    }
+    walk("", &defaults, &mut lines);
+    lines.join("\n")
+}
+
+impl Config {
+    /// Loads defaults, then `env` (name/value pairs, usually `std::env::vars()`), then the
+    /// files in order.
+    pub fn load(
+        env: impl IntoIterator<Item = (String, String)>,
+        files: &[PathBuf],
+    ) -> Result<Config, ConfigError> {
+        let mut tree = serde_json::to_value(Config::default())
+            .map_err(|error| ConfigError(error.to_string()))?;
+        let mut env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+            .collect();
+        env.sort();
+        for (name, raw) in env {
+            let path: Vec<String> = name[ENV_PREFIX.len()..]
+                .split('_')
+                .map(str::to_lowercase)
+                .collect();
+            set_from_env(&mut tree, &path, &raw).map_err(|problem| {
+                ConfigError(format!("environment variable {name}: {problem}"))
+            })?;
+        }
+        for file in files {
+            let overlay = read_file(file)?;
+            merge(&mut tree, overlay, "")
+                .map_err(|problem| ConfigError(format!("{}: {problem}", file.display())))?;
+        }
+        serde_json::from_value(tree).map_err(|error| ConfigError(error.to_string()))
+    }
+
+    /// The listen address as a socket address; Go's `:8080` means every interface.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        parse_listen_addr(&self.http.http_listen_addr)
+    }
+}
+
+pub fn parse_listen_addr(text: &str) -> Result<SocketAddr, ConfigError> {
+    let full = if text.starts_with(':') {
+        format!("0.0.0.0{text}")
+    } else {
+        text.to_string()
+    };
+    full.parse().map_err(|_| {
+        ConfigError(format!(
+            "invalid listen address {text:?}: expected host:port or :port"
+        ))
+    })
+}
+
+fn read_file(path: &Path) -> Result<Value, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| ConfigError(format!("cannot read {}: {error}", path.display())))?;
+    let node = read_first_document(&text)
+        .map_err(|error| ConfigError(format!("{}: {error}", path.display())))?;
+    match node {
+        None => Ok(Value::Object(Map::new())),
+        Some(node) => {
+            to_json(&node).map_err(|problem| ConfigError(format!("{}: {problem}", path.display())))
+        }
+    }
+}
+
+fn to_json(node: &Node) -> Result<Value, String> {
+    Ok(match &node.kind {
+        NodeKind::Scalar { text, plain } => {
+            if !plain || node.tag.as_deref() == Some("!!str") {
+                return Ok(Value::String(text.clone()));
+            }
+            match resolve_plain(text) {
+                Resolved::Null => Value::Null,
+                Resolved::Bool(value) => Value::Bool(value),
+                Resolved::Int(value) => Value::from(value),
+                Resolved::Uint(value) => Value::from(value),
+                Resolved::Float(value) => Value::from(value),
+                Resolved::Timestamp | Resolved::Str => Value::String(text.clone()),
+            }
+        }
+        NodeKind::Sequence(items) => {
+            Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?)
+        }
+        NodeKind::Mapping(entries) => {
+            let mut map = Map::new();
+            for (key, value) in entries {
+                let Some(key_text) = key.scalar_text() else {
+                    return Err(format!("line {}: keys must be scalars", key.line));
+                };
+                map.insert(key_text.to_string(), to_json(value)?);
+            }
+            Value::Object(map)
+        }
+    })
+}
+
+fn find_key<'a>(map: &'a mut Map<String, Value>, wanted: &str) -> Option<&'a mut Value> {
+    let key = map
+        .keys()
+        .find(|key| key.eq_ignore_ascii_case(wanted))?
+        .clone();
+    map.get_mut(&key)
+}
+
+fn known_keys(map: &Map<String, Value>) -> String {
+    map.keys().cloned().collect::<Vec<_>>().join(", ")
+}
+
+fn merge(tree: &mut Value, overlay: Value, prefix: &str) -> Result<(), String> {
+    let (Value::Object(target), Value::Object(source)) = (&mut *tree, &overlay) else {
+        *tree = overlay;
+        return Ok(());
+    };
+    for (key, value) in source.clone() {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        let known = known_keys(target);
+        let Some(slot) = find_key(target, &key) else {
+            return Err(format!("unknown key {path:?} (known here: {known})"));
+        };
+        if slot.is_object() && !value.is_object() {
+            return Err(format!("key {path:?} must be a mapping"));
+        }
+        merge(slot, value, &path)?;
+    }
+    Ok(())
+}
+
+fn set_from_env(tree: &mut Value, path: &[String], raw: &str) -> Result<(), String> {
+    let mut slot = tree;
+    for (depth, segment) in path.iter().enumerate() {
+        let Value::Object(map) = slot else {
+            return Err(format!("{} is not a mapping", path[..depth].join(".")));
+        };
+        let known = known_keys(map);
+        slot = find_key(map, segment)
+            .ok_or_else(|| format!("unknown key {:?} (known here: {known})", path.join(".")))?;
+    }
+    *slot = if raw.starts_with(['[', '{']) {
+        serde_json::from_str(raw).map_err(|error| format!("invalid JSON value: {error}"))?
+    } else {
+        match slot {
+            Value::Number(_) => raw
+                .parse::<u64>()
+                .map(Value::from)
+                .map_err(|_| format!("expected a number, got {raw:?}"))?,
+            Value::Bool(_) => raw
+                .parse::<bool>()
+                .map(Value::Bool)
+                .map_err(|_| format!("expected true or false, got {raw:?}"))?,
+            Value::Array(_) => Value::Array(
+                raw.split(',')
+                    .map(|item| Value::String(item.trim().to_string()))
+                    .collect(),
+            ),
+            _ => Value::String(raw.to_string()),
+        }
+    };
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_env_then_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.yaml");
+        std::fs::write(
+            &file,
+            "http:\n  externalurl: https://factory.example/\n  maxRequestBodyBytes: 2048\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            env(&[
+                ("IF_HTTP_EXTERNALURL", "https://env.example/"),
+                ("IF_HTTP_HTTPLISTENADDR", "127.0.0.1:9000"),
+                ("IF_STORAGE_DIR", "/tmp/state"),
+                ("IF_HTTP_ALLOWEDORIGINS", "[\"https://a\", \"https://b\"]"),
+                ("PATH", "/bin"),
+            ]),
+            std::slice::from_ref(&file),
+        )
+        .unwrap();
+        assert_eq!(config.http.external_url, "https://factory.example/");
+        assert_eq!(config.http.http_listen_addr, "127.0.0.1:9000");
+        assert_eq!(config.http.max_request_body_bytes, 2048);
+        assert_eq!(config.storage.dir, PathBuf::from("/tmp/state"));
+        assert_eq!(config.http.allowed_origins, ["https://a", "https://b"]);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_them() {
+        let error = Config::load(env(&[("IF_HTTP_LISTEN", "x")]), &[]).unwrap_err();
+        assert!(error.to_string().contains("IF_HTTP_LISTEN"), "{error}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.yaml");
+        std::fs::write(&file, "http:\n  listen: x\n").unwrap();
+        let error = Config::load(Vec::new(), &[file]).unwrap_err();
+        assert!(error.to_string().contains("\"http.listen\""), "{error}");
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen_addr(":8080").unwrap(),
+            "0.0.0.0:8080".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen_addr("127.0.0.1:0").unwrap(),
+            "127.0.0.1:0".parse().unwrap()
+        );
+        assert!(parse_listen_addr("nonsense").is_err());
+    }
+}

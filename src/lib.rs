@@ -8,4 +8,6 @@ pub mod config;
 pub mod error;
 pub mod frontend;
 pub mod schematic;
+pub mod service;
 pub mod store;
+pub mod yaml;

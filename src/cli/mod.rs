@@ -1,5 +1,197 @@
-//! The command line: `serve`, `schematic id|canonical`.
+//! The command line: `serve` runs the factory; `schematic id|canonical` compute a
+//! schematic's ID and canonical form offline.
 
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+use crate::config::{self, Config};
+use crate::frontend;
+use crate::schematic::Schematic;
+use crate::service::Factory;
+use crate::store::FsSchematicStore;
+use clap::{Parser, Subcommand};
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "image-factory",
+    version,
+    about = "A native, self-hostable Talos Linux Image Factory"
+)]
+struct Cli {
+    /// Log level: error, warn, info, debug or trace (or a tracing filter directive).
+    #[arg(long, global = true, default_value = "info", env = "IMAGE_FACTORY_LOG")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API.
+    #[command(after_long_help = serve_help())]
+    Serve {
+        /// Configuration file (YAML or JSON); may be given several times, later files win.
+        #[arg(long = "config", value_name = "FILE")]
+        configs: Vec<PathBuf>,
+        /// Listen address (`host:port` or `:port`), overriding http.httpListenAddr.
+        #[arg(long, value_name = "ADDR", env = "IMAGE_FACTORY_LISTEN")]
+        listen: Option<String>,
+        /// State directory of the embedded storage, overriding storage.dir.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Work with schematic documents offline.
+    Schematic {
+        #[command(subcommand)]
+        command: SchematicCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SchematicCommand {
+    /// Print the schematic's ID (SHA-256 of its canonical form).
+    Id {
+        /// Schematic file, or `-` for standard input.
+        #[arg(default_value = "-")]
+        file: PathBuf,
+    },
+    /// Print the schematic's canonical YAML, exactly the bytes the ID is computed from.
+    Canonical {
+        /// Schematic file, or `-` for standard input.
+        #[arg(default_value = "-")]
+        file: PathBuf,
+    },
+}
+
+fn serve_help() -> String {
+    format!(
+        "Configuration is read from defaults, then {prefix}* environment variables, then the \
+         --config files in order, then the flags above. Keys are case-insensitive; an \
+         environment variable names a key with its dots as underscores (values starting with \
+         [ or {{ are JSON).\n\nKeys (file key, environment variable, default):\n{keys}",
+        prefix = config::ENV_PREFIX,
+        keys = config::describe_keys()
+    )
+}
+
+/// Runs the command line and returns the process exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level);
+    let result = match cli.command {
+        Command::Serve {
+            configs,
+            listen,
+            state_dir,
+        } => serve(configs, listen, state_dir),
+        Command::Schematic { command } => schematic(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("image-factory: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+fn read_input(file: &PathBuf) -> Result<Vec<u8>, String> {
+    if file.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|error| format!("cannot read standard input: {error}"))?;
+        Ok(bytes)
+    } else {
+        std::fs::read(file).map_err(|error| format!("cannot read {}: {error}", file.display()))
+    }
+}
+
+fn schematic(command: SchematicCommand) -> Result<(), String> {
+    let (file, print_id) = match &command {
+        SchematicCommand::Id { file } => (file, true),
+        SchematicCommand::Canonical { file } => (file, false),
+    };
+    let bytes = read_input(file)?;
+    let schematic = Schematic::parse(&bytes).map_err(|error| error.to_string())?;
+    let output = if print_id {
+        format!("{}\n", schematic.id())
+    } else {
+        schematic.canonical()
+    };
+    std::io::stdout()
+        .write_all(output.as_bytes())
+        .map_err(|error| format!("cannot write standard output: {error}"))
+}
+
+fn serve(
+    configs: Vec<PathBuf>,
+    listen: Option<String>,
+    state_dir: Option<PathBuf>,
+) -> Result<(), String> {
+    let mut config = Config::load(std::env::vars(), &configs).map_err(|error| error.to_string())?;
+    if let Some(listen) = listen {
+        config.http.http_listen_addr = listen;
+    }
+    if let Some(dir) = state_dir {
+        config.storage.dir = dir;
+    }
+    let address = config.listen_addr().map_err(|error| error.to_string())?;
+    let store = FsSchematicStore::open(&config.storage.dir).map_err(|error| error.to_string())?;
+    let factory = Factory::new(config, Arc::new(store));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the async runtime: {error}"))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|error| format!("cannot listen on {address}: {error}"))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|error| format!("cannot read the bound address: {error}"))?;
+        tracing::info!(
+            state_dir = %factory.config.storage.dir.display(),
+            "listening on http://{bound}"
+        );
+        frontend::serve(listener, factory, shutdown_signal())
+            .await
+            .map_err(|error| format!("server failed: {error}"))?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
 }

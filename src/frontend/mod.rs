@@ -1,1 +1,6 @@
+//! Frontends: the HTTP API (more routers — PXE, registry, UI — join it as they are built).
 
+pub mod http;
+mod json;
+
+pub use http::{router, serve};

@@ -9,9 +9,9 @@ use super::model::{
     SecureBootCustomization, SystemExtensions,
 };
 use super::value::Value;
-use super::yaml::emit::MAX_SIMPLE_KEY_CHARS;
-use super::yaml::node::{Node, NodeKind, SyntaxError, read_first_document};
-use super::yaml::resolve::{Resolved, old_bool_value, resolve_plain, timestamp_rfc3339};
+use crate::yaml::emit::MAX_SIMPLE_KEY_CHARS;
+use crate::yaml::node::{Node, NodeKind, SyntaxError, read_first_document};
+use crate::yaml::resolve::{Resolved, old_bool_value, resolve_plain, timestamp_rfc3339};
 
 /// Why a document did not decode into a schematic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,7 +7,6 @@
 mod decode;
 mod model;
 mod value;
-pub mod yaml;
 
 pub use decode::DecodeError;
 pub use model::{
@@ -60,7 +59,7 @@ impl Schematic {
 
     /// The canonical YAML text; the ID is the SHA-256 of these bytes.
     pub fn canonical(&self) -> String {
-        yaml::emit::to_string(&self.to_emit())
+        crate::yaml::emit::to_string(&self.to_emit())
     }
 
     pub fn id(&self) -> SchematicId {

@@ -2,7 +2,7 @@
 //! (and so the ID) depends on.
 
 use super::value::Value;
-use super::yaml::emit::Emit;
+use crate::yaml::emit::Emit;
 use std::fmt;
 
 /// A schematic: the user's customisation of a Talos image.

@@ -1,6 +1,6 @@
 //! Free-form YAML values (overlay options), kept typed and with go-yaml's map key order.
 
-use super::yaml::emit::Emit;
+use crate::yaml::emit::Emit;
 use std::cmp::Ordering;
 
 /// A decoded YAML value, as go-yaml decodes into `any`.

@@ -1,1 +1,45 @@
+//! Persistent storage behind traits: the schematic store (and, later, the asset cache).
+//! The embedded default keeps everything in a state directory on the local filesystem.
 
+mod fs;
+
+pub use fs::FsSchematicStore;
+
+use crate::error::{Classify, ErrorKind};
+use crate::schematic::SchematicId;
+use std::path::PathBuf;
+
+/// Canonical schematic documents, addressed by their ID. There is deliberately no listing.
+pub trait SchematicStore: Send + Sync + std::fmt::Debug {
+    /// Stores `canonical` under `id` (its SHA-256). Storing a schematic that is already
+    /// present changes nothing.
+    fn put(&self, id: &SchematicId, canonical: &[u8]) -> Result<Stored, StoreError>;
+
+    /// The canonical bytes stored under `id`, verified against it; `None` if absent.
+    fn get(&self, id: &SchematicId) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// What a [`SchematicStore::put`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    Created,
+    AlreadyPresent,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("stored schematic {id} at {path} does not match its ID (corrupted on disk)")]
+    Corrupt { id: SchematicId, path: PathBuf },
+}
+
+impl Classify for StoreError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Internal
+    }
+}

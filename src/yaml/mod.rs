@@ -1,4 +1,4 @@
-//! The YAML dialect of go-yaml, as far as schematics need it: reading documents with line
+//! The YAML dialect of go-yaml, as far as schematics and configuration need it: reading documents with line
 //! numbers, resolving plain scalars, and emitting the canonical form byte for byte.
 
 pub mod emit;

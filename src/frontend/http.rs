@@ -1,0 +1,207 @@
+//! The HTTP API router: schematics, health, and the conventions every route shares
+//! (`Server` and `X-Request-ID` headers, CORS, plain-text errors ending in a newline).
+
+use super::json;
+use crate::error::{Classify, ErrorKind};
+use crate::service::{Factory, ServiceError};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::header::{self, HeaderName, HeaderValue};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use std::future::Future;
+use std::time::Instant;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::Instrument;
+
+/// The `Server` header value; upstream puts its release tag there.
+pub const SERVER: &str = concat!("Image Factory v", env!("CARGO_PKG_VERSION"));
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Serves `factory` on `listener` until `shutdown` completes, then lets in-flight requests
+/// finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    factory: Factory,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(factory))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+pub fn router(factory: Factory) -> Router {
+    let cors = cors(&factory.config.http.allowed_origins);
+    Router::new()
+        .route("/healthz", get(empty_ok))
+        .route("/readyz", get(empty_ok))
+        .route("/schematics", post(create_schematic))
+        .route("/schematics/{id}", get(get_schematic))
+        .fallback(|| async { plain_text(StatusCode::NOT_FOUND, "404 page not found") })
+        .method_not_allowed_fallback(|| async {
+            plain_text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+        })
+        .with_state(factory)
+        .layer(cors)
+        .layer(middleware::from_fn(common_headers))
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow_origin = if origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|origin| HeaderValue::from_str(origin).ok()),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .allow_headers([header::CACHE_CONTROL])
+        .expose_headers([
+            header::CONTENT_DISPOSITION,
+            header::CONTENT_LENGTH,
+            header::CONTENT_TYPE,
+        ])
+}
+
+/// Echoes or assigns a request ID, names the server, and logs one line per request.
+async fn common_headers(request: Request, next: Next) -> Response {
+    let request_id = request
+        .headers()
+        .get(&X_REQUEST_ID)
+        .filter(|value| !value.is_empty() && value.len() <= 256)
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                .unwrap_or(HeaderValue::from_static("unknown"))
+        });
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = request_id.to_str().unwrap_or("-"),
+    );
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "served"
+        )
+    });
+    let headers = response.headers_mut();
+    headers.insert(header::SERVER, HeaderValue::from_static(SERVER));
+    headers.insert(X_REQUEST_ID.clone(), request_id);
+    response
+}
+
+/// A plain-text response as Go's `http.Error` writes it.
+fn plain_text(status: StatusCode, message: &str) -> Response {
+    let mut body = message.to_string();
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+struct ApiError(ServiceError);
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        ApiError(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let kind = self.0.kind();
+        let status =
+            StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        match kind {
+            ErrorKind::Internal => {
+                tracing::error!(error = %self.0, "request failed");
+                plain_text(status, "internal server error")
+            }
+            _ => plain_text(status, &self.0.to_string()),
+        }
+    }
+}
+
+async fn empty_ok() -> StatusCode {
+    StatusCode::OK
+}
+
+/// Reads a request body up to `limit` bytes; past it, the answer is 413.
+async fn read_body(body: Body, limit: u64) -> Result<Bytes, Response> {
+    let too_large = || {
+        plain_text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body too large: the limit is {limit} bytes"),
+        )
+    };
+    let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
+    match Limited::new(body, limit_usize).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(error) => Err(plain_text(
+            StatusCode::BAD_REQUEST,
+            &format!("cannot read request body: {error}"),
+        )),
+    }
+}
+
+async fn create_schematic(State(factory): State<Factory>, request: Request) -> Response {
+    let limit = factory.config.http.max_request_body_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return plain_text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body too large: the limit is {limit} bytes"),
+        );
+    }
+    let body = match read_body(request.into_body(), limit).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    match factory.create_schematic(body.to_vec()).await {
+        Ok(created) => {
+            tracing::info!(id = %created.id, stored = ?created.stored, "schematic created");
+            let id = created.id.to_string();
+            let body = json::object_line(&[("id", &id), ("schematic", &created.canonical)]);
+            (
+                StatusCode::CREATED,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response()
+        }
+        Err(error) => ApiError(error).into_response(),
+    }
+}
+
+async fn get_schematic(
+    State(factory): State<Factory>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let canonical = factory.schematic(&id).await?;
+    Ok(([(header::CONTENT_TYPE, "application/yaml")], canonical).into_response())
+}

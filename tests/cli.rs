@@ -1,0 +1,155 @@
+//! The `image-factory` binary: the schematic commands, and a served schematic surviving a
+//! restart of the server.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_image-factory");
+const VANILLA_ID: &str = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba";
+
+fn run(args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(BINARY)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn schematic_id_of_the_vanilla_schematic() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/schematics/vanilla.yaml"
+    );
+    let (status, stdout, _) = run(&["schematic", "id", fixture], "");
+    assert_eq!(status, 0);
+    assert_eq!(stdout, format!("{VANILLA_ID}\n"));
+    let (status, stdout, _) = run(&["schematic", "id", "-"], "{}");
+    assert_eq!(
+        (status, stdout.as_str()),
+        (0, format!("{VANILLA_ID}\n").as_str())
+    );
+    let (status, stdout, _) = run(&["schematic", "id"], "customization: {}\n");
+    assert_eq!(
+        (status, stdout.as_str()),
+        (0, format!("{VANILLA_ID}\n").as_str())
+    );
+}
+
+#[test]
+fn schematic_canonical_prints_the_hashed_bytes() {
+    let (status, stdout, _) = run(
+        &["schematic", "canonical"],
+        "customization:\n  meta:\n    - {value: foo, key: 0xa}\n",
+    );
+    assert_eq!(status, 0);
+    assert_eq!(
+        stdout,
+        "customization:\n    meta:\n        - key: 10\n          value: foo\n"
+    );
+}
+
+#[test]
+fn invalid_input_is_a_message_and_exit_status_1() {
+    let (status, stdout, stderr) = run(&["schematic", "id"], "customization:\n  foo: 1\n");
+    assert_eq!(status, 1);
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains("line 2: field foo not found in type schematic.Customization"),
+        "{stderr}"
+    );
+    let (status, _, stderr) = run(&["schematic", "id", "/nonexistent/schematic.yaml"], "");
+    assert_eq!(status, 1);
+    assert!(stderr.contains("/nonexistent/schematic.yaml"), "{stderr}");
+}
+
+struct Served {
+    child: tokio::process::Child,
+    base: String,
+}
+
+async fn serve(state: &std::path::Path) -> Served {
+    let mut child = tokio::process::Command::new(BINARY)
+        .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(state)
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("server starts within 30 s")
+            .unwrap()
+            .expect("server prints its address");
+        if let Some(at) = line.find("listening on http://") {
+            let address = line[at + "listening on ".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap();
+            break address.to_string();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Served { child, base }
+}
+
+async fn terminate(mut served: Served) {
+    let pid = served.child.id().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(std::time::Duration::from_secs(30), served.child.wait())
+        .await
+        .expect("server stops on SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0: {exit}");
+}
+
+#[tokio::test]
+async fn schematics_survive_a_restart() {
+    let state = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let served = serve(state.path()).await;
+    let response = client
+        .post(format!("{}/schematics", served.base))
+        .body("customization:\n  extraKernelArgs: [nolapic, nomodeset]\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    terminate(served).await;
+
+    let served = serve(state.path()).await;
+    let id = "e0fb1129bbbdfb5d002e94af4cdce712a8370e850950a33a242d4c3f178c532d";
+    let response = client
+        .get(format!("{}/schematics/{id}", served.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "customization:\n    extraKernelArgs:\n        - nolapic\n        - nomodeset\n"
+    );
+    terminate(served).await;
+}
