@@ -9,5 +9,7 @@ pub mod error;
 pub mod frontend;
 pub mod schematic;
 pub mod service;
+pub mod sign;
+pub mod source;
 pub mod store;
 pub mod yaml;

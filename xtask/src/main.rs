@@ -1,17 +1,26 @@
 //! Developer tasks for the image-factory workspace (`cargo xtask <task>`); never shipped.
 
+mod fixtures;
+
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  lint    cargo fmt --check and cargo clippy -D warnings over the whole workspace
+  lint               cargo fmt --check and cargo clippy -D warnings over the whole workspace
+  fixtures [--force] generate fixtures/release/ (the Talos-shaped OCI release the tests and
+                     `make run` use) from Debian packages; skipped when already up to date
 ";
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1);
     let result = match task.as_deref() {
         Some("lint") => lint(),
+        Some("fixtures") => {
+            let force = std::env::args().any(|arg| arg == "--force");
+            fixtures::generate(&workspace(), force)
+        }
         Some("help" | "--help" | "-h") => {
             eprint!("{USAGE}");
             Ok(())
@@ -25,6 +34,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The workspace root (xtask lives one level below it).
+fn workspace() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 
 fn lint() -> Result<(), String> {

@@ -1,0 +1,176 @@
+//! OCI image layout directories (`oci-layout`, `index.json`, `blobs/sha256/…`): the
+//! air-gapped mirror format. Index entries are named by full image reference
+//! (`org.opencontainers.image.ref.name` = `ghcr.io/siderolabs/imager:v1.12.0`).
+
+use super::SourceError;
+use super::oci::{Descriptor, Digest, INDEX, Index, REF_NAME};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const LAYOUT_FILE: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// A layout opened for reading.
+#[derive(Debug, Clone)]
+pub struct OciLayout {
+    root: PathBuf,
+    /// Index entries by reference name.
+    names: BTreeMap<String, Descriptor>,
+}
+
+impl OciLayout {
+    pub fn open(root: &Path) -> Result<OciLayout, SourceError> {
+        let marker = root.join("oci-layout");
+        let text = fs::read_to_string(&marker).map_err(|error| {
+            SourceError::Unavailable(format!(
+                "{} is not an OCI image layout ({}: {error})",
+                root.display(),
+                marker.display()
+            ))
+        })?;
+        if !text.contains("imageLayoutVersion") {
+            return Err(SourceError::Invalid(format!(
+                "{} is not an OCI layout marker",
+                marker.display()
+            )));
+        }
+        let index_path = root.join("index.json");
+        let bytes = fs::read(&index_path).map_err(|error| SourceError::io(&index_path, error))?;
+        let index: Index = serde_json::from_slice(&bytes)
+            .map_err(|error| SourceError::Invalid(format!("{}: {error}", index_path.display())))?;
+        let names = index
+            .manifests
+            .into_iter()
+            .filter_map(|descriptor| {
+                let name = descriptor.annotations.get(REF_NAME)?.clone();
+                Some((name, descriptor))
+            })
+            .collect();
+        Ok(OciLayout {
+            root: root.to_path_buf(),
+            names,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The index entry named `reference` (`registry/repository:tag`).
+    pub fn find(&self, reference: &str) -> Option<&Descriptor> {
+        self.names.get(reference)
+    }
+
+    /// Tags of `name` (`registry/repository`) present in the index.
+    pub fn tags(&self, name: &str) -> Vec<String> {
+        let prefix = format!("{name}:");
+        self.names
+            .keys()
+            .filter_map(|key| key.strip_prefix(&prefix))
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs").join("sha256").join(digest.hex())
+    }
+
+    /// A blob's bytes, after checking them against the digest.
+    pub fn blob(&self, digest: &Digest) -> Result<Vec<u8>, SourceError> {
+        let path = self.blob_path(digest);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(SourceError::NotFound(format!(
+                    "blob {digest} is missing from the OCI layout {}",
+                    self.root.display()
+                )));
+            }
+            Err(error) => return Err(SourceError::io(&path, error)),
+        };
+        if !digest.matches(&bytes) {
+            return Err(SourceError::DigestMismatch {
+                what: format!("blob {}", path.display()),
+                expected: digest.clone(),
+                actual: Digest::of(&bytes),
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+/// Builds a layout: blobs are written as they come, the index at [`LayoutWriter::finish`].
+#[derive(Debug)]
+pub struct LayoutWriter {
+    root: PathBuf,
+    names: BTreeMap<String, Descriptor>,
+}
+
+impl LayoutWriter {
+    /// Starts a layout in `root`, keeping any blobs already there (they are content-addressed).
+    pub fn create(root: &Path) -> Result<LayoutWriter, SourceError> {
+        let blobs = root.join("blobs").join("sha256");
+        fs::create_dir_all(&blobs).map_err(|error| SourceError::io(&blobs, error))?;
+        Ok(LayoutWriter {
+            root: root.to_path_buf(),
+            names: BTreeMap::new(),
+        })
+    }
+
+    /// Stores `bytes` as a blob and returns its descriptor.
+    pub fn put_blob(&mut self, media_type: &str, bytes: &[u8]) -> Result<Descriptor, SourceError> {
+        let digest = Digest::of(bytes);
+        let path = self.root.join("blobs").join("sha256").join(digest.hex());
+        let present = fs::read(&path).is_ok_and(|existing| digest.matches(&existing));
+        if !present {
+            write_atomically(&path, bytes)?;
+        }
+        Ok(Descriptor {
+            media_type: media_type.to_string(),
+            digest,
+            size: bytes.len() as u64,
+            platform: None,
+            annotations: BTreeMap::new(),
+        })
+    }
+
+    /// Names `descriptor` in the index as `reference`.
+    pub fn tag(&mut self, reference: &str, descriptor: &Descriptor) {
+        let mut descriptor = descriptor.clone();
+        descriptor.platform = None;
+        descriptor
+            .annotations
+            .insert(REF_NAME.to_string(), reference.to_string());
+        self.names.insert(reference.to_string(), descriptor);
+    }
+
+    /// Writes `oci-layout` and `index.json` (entries sorted by name, so output is stable).
+    pub fn finish(self) -> Result<PathBuf, SourceError> {
+        let index = Index {
+            schema_version: 2,
+            media_type: Some(INDEX.to_string()),
+            manifests: self.names.into_values().collect(),
+            annotations: BTreeMap::new(),
+        };
+        let bytes = serde_json::to_vec_pretty(&index)
+            .map_err(|error| SourceError::Invalid(error.to_string()))?;
+        write_atomically(&self.root.join("oci-layout"), LAYOUT_FILE.as_bytes())?;
+        write_atomically(&self.root.join("index.json"), &bytes)?;
+        Ok(self.root)
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SourceError> {
+    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+    let result = (|| {
+        let mut file = fs::File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temporary, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    result.map_err(|error| SourceError::io(path, error))
+}
