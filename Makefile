@@ -1,15 +1,17 @@
 # Entry points named in the README. `make test` installs what the suite needs (as root, only
-# the Debian packages that are missing) and runs all of it.
+# the Debian packages that are missing), generates the fixture release, and runs everything.
 
 SHELL := /bin/bash
 CARGO ?= cargo
 IMAGE_FACTORY_LISTEN ?= 127.0.0.1:8080
 STATE_DIR ?= var
+REGISTRY_ADDR ?= 127.0.0.1:5000
 
-# Debian packages the test suite uses as independent checkers of our output.
-APT_PACKAGES :=
+# Debian packages: the tools that build the fixture release (squashfs-tools, cpio, kmod,
+# zstd, xz-utils) and the independent checkers the tests use (skopeo, docker-registry).
+APT_PACKAGES := squashfs-tools cpio kmod zstd xz-utils skopeo docker-registry
 
-.PHONY: all deps build run test lint bench clean
+.PHONY: all deps build fixtures run registry run-registry test lint bench clean
 
 all: build
 
@@ -28,13 +30,38 @@ deps:
 build:
 	$(CARGO) build --release --locked
 
-run: build
-	./target/release/image-factory serve --listen $(IMAGE_FACTORY_LISTEN) --state-dir $(STATE_DIR)
+# The Talos-shaped release the tests and `make run` read (skipped when up to date).
+fixtures: deps
+	$(CARGO) xtask fixtures
+
+run: fixtures build
+	./target/release/image-factory serve --config fixtures/factory.yaml \
+	  --listen $(IMAGE_FACTORY_LISTEN) --state-dir $(STATE_DIR)
+
+# A local CNCF registry on $(REGISTRY_ADDR) holding the fixture release (copied with skopeo).
+registry: fixtures
+	@mkdir -p $(STATE_DIR)/registry
+	@printf 'version: 0.1\nlog: {level: warn}\nstorage:\n  filesystem: {rootdirectory: %s}\nhttp: {addr: %s}\n' \
+	  "$(abspath $(STATE_DIR))/registry/data" "$(REGISTRY_ADDR)" > $(STATE_DIR)/registry/config.yml
+	@if ! curl -fsS http://$(REGISTRY_ADDR)/v2/ >/dev/null 2>&1; then \
+	  nohup docker-registry serve $(STATE_DIR)/registry/config.yml > $(STATE_DIR)/registry/log 2>&1 & \
+	  for i in $$(seq 50); do curl -fsS http://$(REGISTRY_ADDR)/v2/ >/dev/null 2>&1 && break; sleep 0.1; done; \
+	fi
+	@python3 -c 'import json; [print(m["annotations"]["org.opencontainers.image.ref.name"]) for m in json.load(open("fixtures/release/index.json"))["manifests"]]' | \
+	while read -r ref; do \
+	  skopeo --insecure-policy copy --quiet --all --preserve-digests --dest-tls-verify=false \
+	    "oci:fixtures/release:$$ref" "docker://$(REGISTRY_ADDR)/$${ref#*/}" || exit 1; \
+	done
+	@echo "registry on http://$(REGISTRY_ADDR) holds the fixture release"
+
+run-registry: registry build
+	./target/release/image-factory serve --config fixtures/factory-registry.yaml \
+	  --listen $(IMAGE_FACTORY_LISTEN) --state-dir $(STATE_DIR)
 
 lint:
 	$(CARGO) xtask lint
 
-test: deps lint
+test: deps fixtures lint
 	$(CARGO) test --workspace --all-targets --locked
 
 bench:

@@ -21,6 +21,144 @@ pub const ENV_PREFIX: &str = "IF_";
 pub struct Config {
     pub http: HttpConfig,
     pub storage: StorageConfig,
+    pub artifacts: ArtifactsConfig,
+    pub container_signature: ContainerSignatureConfig,
+    pub build: BuildConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ArtifactsConfig {
+    pub core: CoreArtifacts,
+    /// Read every source image from this OCI image layout (images named by full reference,
+    /// e.g. `ghcr.io/siderolabs/imager:v1.12.0`) instead of the registry: the air-gapped mode.
+    pub oci_layout: PathBuf,
+    /// How long the Talos version list is kept (Go duration: `15m`, `1h30m`).
+    pub talos_version_recheck_interval: String,
+}
+
+/// Where the Talos release images come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct CoreArtifacts {
+    pub registry: String,
+    /// Path prefix inside the registry (a mirror's namespace).
+    pub namespace: String,
+    /// Reach the registry over plain HTTP.
+    pub insecure: bool,
+    pub components: Components,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Components {
+    pub installer_base: String,
+    pub installer: String,
+    pub imager: String,
+    pub extension_manifest: String,
+    pub overlay_manifest: String,
+    pub talosctl: String,
+}
+
+/// Source images must carry a cosign signature made with one of these keys.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ContainerSignatureConfig {
+    /// PEM file with one or more ECDSA P-256 public keys.
+    pub public_key_file: PathBuf,
+    /// Switch verification off (never implied by a missing key).
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct BuildConfig {
+    /// Oldest Talos version offered.
+    pub min_talos_version: String,
+    /// Versions hidden from the list (semver, no `v`).
+    pub broken_talos_versions: Vec<String>,
+}
+
+impl Default for ArtifactsConfig {
+    fn default() -> Self {
+        ArtifactsConfig {
+            core: CoreArtifacts::default(),
+            oci_layout: PathBuf::new(),
+            talos_version_recheck_interval: "15m".into(),
+        }
+    }
+}
+
+impl Default for CoreArtifacts {
+    fn default() -> Self {
+        CoreArtifacts {
+            registry: "ghcr.io".into(),
+            namespace: String::new(),
+            insecure: false,
+            components: Components::default(),
+        }
+    }
+}
+
+impl Default for Components {
+    fn default() -> Self {
+        Components {
+            installer_base: "siderolabs/installer-base".into(),
+            installer: "siderolabs/installer".into(),
+            imager: "siderolabs/imager".into(),
+            extension_manifest: "siderolabs/extensions".into(),
+            overlay_manifest: "siderolabs/overlays".into(),
+            talosctl: "siderolabs/talosctl-all".into(),
+        }
+    }
+}
+
+impl Default for BuildConfig {
+    fn default() -> Self {
+        BuildConfig {
+            min_talos_version: "1.2.0".into(),
+            broken_talos_versions: Vec::new(),
+        }
+    }
+}
+
+/// Parses a Go duration (`1h30m`, `5m0s`, `30s`, `250ms`).
+pub fn parse_go_duration(text: &str) -> Result<std::time::Duration, ConfigError> {
+    let invalid = || {
+        ConfigError(format!(
+            "invalid duration {text:?} (expected e.g. 15m, 1h30m, 30s)"
+        ))
+    };
+    if text == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let mut total = 0f64;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .ok_or_else(invalid)?;
+        let number: f64 = rest[..number_end].parse().map_err(|_| invalid())?;
+        rest = &rest[number_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_end] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return Err(invalid()),
+        };
+        total += number * seconds;
+        rest = &rest[unit_end..];
+    }
+    Ok(std::time::Duration::from_secs_f64(total))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -307,6 +445,16 @@ mod tests {
         std::fs::write(&file, "http:\n  listen: x\n").unwrap();
         let error = Config::load(Vec::new(), &[file]).unwrap_err();
         assert!(error.to_string().contains("\"http.listen\""), "{error}");
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("15m").unwrap().as_secs(), 900);
+        assert_eq!(parse_go_duration("1h30m").unwrap().as_secs(), 5400);
+        assert_eq!(parse_go_duration("5m0s").unwrap().as_secs(), 300);
+        assert_eq!(parse_go_duration("250ms").unwrap().as_millis(), 250);
+        assert!(parse_go_duration("5 minutes").is_err());
+        assert!(parse_go_duration("").is_err());
     }
 
     #[test]

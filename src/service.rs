@@ -1,10 +1,17 @@
 //! The service layer between frontends and the engine: turns requests into schematic,
 //! store and (later) build operations, with errors that carry their HTTP kind.
 
-use crate::config::Config;
+use crate::config::{Config, parse_go_duration};
 use crate::error::{Classify, ErrorKind};
 use crate::schematic::{Schematic, SchematicError, SchematicId};
+use crate::source::catalog::{
+    CatalogConfig, Catalogs, ExtensionInfo, OverlayInfo, parse_strict, tag_of,
+};
+use crate::source::layout::OciLayout;
+use crate::source::registry::Registry;
+use crate::source::{Images, Source, SourceError, Verifier};
 use crate::store::{SchematicStore, StoreError, Stored};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// Everything a request handler needs, shared by all frontends.
@@ -12,6 +19,8 @@ use std::sync::Arc;
 pub struct Factory {
     pub config: Arc<Config>,
     schematics: Arc<dyn SchematicStore>,
+    pub images: Arc<Images>,
+    pub catalogs: Arc<Catalogs>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +33,11 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error("background task failed: {0}")]
     Task(String),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Upstream answers a malformed version with 500, and so do we.
+    #[error("{0}")]
+    MalformedVersion(String),
 }
 
 impl Classify for ServiceError {
@@ -32,7 +46,8 @@ impl Classify for ServiceError {
             ServiceError::InvalidSchematic(error) => error.kind(),
             ServiceError::SchematicNotFound => ErrorKind::NotFound,
             ServiceError::Store(error) => error.kind(),
-            ServiceError::Task(_) => ErrorKind::Internal,
+            ServiceError::Task(_) | ServiceError::MalformedVersion(_) => ErrorKind::Internal,
+            ServiceError::Source(error) => error.kind(),
         }
     }
 }
@@ -45,12 +60,104 @@ pub struct CreatedSchematic {
     pub stored: Stored,
 }
 
+/// The image source and signature policy the configuration asks for.
+pub fn images_from_config(config: &Config) -> Result<Images, String> {
+    let artifacts = &config.artifacts;
+    let source = if artifacts.oci_layout.as_os_str().is_empty() {
+        let mut insecure = BTreeSet::new();
+        if artifacts.core.insecure || is_loopback(&artifacts.core.registry) {
+            insecure.insert(artifacts.core.registry.clone());
+        }
+        Source::Registry(Registry::new(insecure))
+    } else {
+        Source::Layout(OciLayout::open(&artifacts.oci_layout).map_err(|error| error.to_string())?)
+    };
+    let signature = &config.container_signature;
+    let verifier = if signature.disabled {
+        tracing::warn!("signature verification of source images is disabled by configuration");
+        Verifier::Disabled
+    } else if signature.public_key_file.as_os_str().is_empty() {
+        return Err(
+            "containerSignature.publicKeyFile is required to verify source images \
+             (set containerSignature.disabled: true to switch verification off)"
+                .into(),
+        );
+    } else {
+        Verifier::from_pem_file(&signature.public_key_file)?
+    };
+    Ok(Images::new(source, verifier))
+}
+
+/// A registry on this machine is reached over plain HTTP without further configuration.
+fn is_loopback(registry: &str) -> bool {
+    let host = match registry.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => registry.split(':').next().unwrap_or(registry),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
+
+fn catalog_config(config: &Config) -> Result<CatalogConfig, String> {
+    let core = &config.artifacts.core;
+    let min_version = parse_strict(&config.build.min_talos_version)
+        .map_err(|error| format!("build.minTalosVersion: {error}"))?;
+    let broken = config
+        .build
+        .broken_talos_versions
+        .iter()
+        .map(|text| {
+            parse_strict(text).map_err(|error| format!("build.brokenTalosVersions: {error}"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(CatalogConfig {
+        registry: core.registry.clone(),
+        namespace: core.namespace.clone(),
+        imager: core.components.imager.clone(),
+        extension_manifest: core.components.extension_manifest.clone(),
+        overlay_manifest: core.components.overlay_manifest.clone(),
+        min_version,
+        broken,
+        recheck: parse_go_duration(&config.artifacts.talos_version_recheck_interval)
+            .map_err(|error| format!("artifacts.talosVersionRecheckInterval: {}", error.0))?,
+    })
+}
+
 impl Factory {
-    pub fn new(config: Config, schematics: Arc<dyn SchematicStore>) -> Factory {
-        Factory {
+    /// Opens the sources the configuration names and wires the service together.
+    pub fn from_config(
+        config: Config,
+        schematics: Arc<dyn SchematicStore>,
+    ) -> Result<Factory, String> {
+        let images = Arc::new(images_from_config(&config)?);
+        let catalogs = Arc::new(Catalogs::new(images.clone(), catalog_config(&config)?));
+        Ok(Factory {
             config: Arc::new(config),
             schematics,
+            images,
+            catalogs,
+        })
+    }
+
+    /// The offered Talos versions (`v`-prefixed, ascending), or with `broken` the configured
+    /// broken list.
+    pub async fn versions(&self, broken: bool) -> Result<Vec<String>, ServiceError> {
+        if broken {
+            return Ok(self.catalogs.config().broken.iter().map(tag_of).collect());
         }
+        Ok(self.catalogs.versions().await?.iter().map(tag_of).collect())
+    }
+
+    pub async fn extensions(&self, version: &str) -> Result<Arc<Vec<ExtensionInfo>>, ServiceError> {
+        let version = parse_strict(version).map_err(ServiceError::MalformedVersion)?;
+        Ok(self.catalogs.extensions(&version).await?)
+    }
+
+    pub async fn overlays(&self, version: &str) -> Result<Arc<Vec<OverlayInfo>>, ServiceError> {
+        let version = parse_strict(version).map_err(ServiceError::MalformedVersion)?;
+        Ok(self.catalogs.overlays(&version).await?)
     }
 
     /// Parses, validates and stores a schematic document; idempotent.
@@ -83,5 +190,19 @@ impl Factory {
         // The store verified the bytes against the ID, which is a hash of canonical text.
         String::from_utf8(bytes)
             .map_err(|_| ServiceError::Task(format!("stored schematic {id} is not UTF-8")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn loopback_registries() {
+        assert!(is_loopback("127.0.0.1:5000"));
+        assert!(is_loopback("localhost:5000"));
+        assert!(is_loopback("[::1]:5000"));
+        assert!(!is_loopback("ghcr.io"));
+        assert!(!is_loopback("10.0.0.1:5000"));
     }
 }

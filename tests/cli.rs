@@ -87,6 +87,7 @@ async fn serve(state: &std::path::Path) -> Served {
     let mut child = tokio::process::Command::new(BINARY)
         .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
         .arg(state)
+        .env("IF_CONTAINERSIGNATURE_DISABLED", "true")
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()

@@ -30,7 +30,8 @@ async fn start(max_body: u64) -> Server {
     config.storage.dir = state.path().to_path_buf();
     config.http.max_request_body_bytes = max_body;
     let store = FsSchematicStore::open(&config.storage.dir).unwrap();
-    let factory = Factory::new(config, Arc::new(store));
+    config.container_signature.disabled = true;
+    let factory = Factory::from_config(config, Arc::new(store)).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -149,7 +149,7 @@ fn serve(
     }
     let address = config.listen_addr().map_err(|error| error.to_string())?;
     let store = FsSchematicStore::open(&config.storage.dir).map_err(|error| error.to_string())?;
-    let factory = Factory::new(config, Arc::new(store));
+    let factory = Factory::from_config(config, Arc::new(store))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -6,7 +6,7 @@ use crate::error::{Classify, ErrorKind};
 use crate::service::{Factory, ServiceError};
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::header::{self, HeaderName, HeaderValue};
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -41,6 +41,9 @@ pub fn router(factory: Factory) -> Router {
         .route("/readyz", get(empty_ok))
         .route("/schematics", post(create_schematic))
         .route("/schematics/{id}", get(get_schematic))
+        .route("/versions", get(versions))
+        .route("/version/{version}/extensions/official", get(extensions))
+        .route("/version/{version}/overlays/official", get(overlays))
         .fallback(|| async { plain_text(StatusCode::NOT_FOUND, "404 page not found") })
         .method_not_allowed_fallback(|| async {
             plain_text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
@@ -204,4 +207,41 @@ async fn get_schematic(
 ) -> Result<Response, ApiError> {
     let canonical = factory.schematic(&id).await?;
     Ok(([(header::CONTENT_TYPE, "application/yaml")], canonical).into_response())
+}
+
+/// JSON lists, sent as upstream sends them: Go's encoder, no explicit type (so
+/// `text/plain; charset=utf-8`).
+fn json_list<T: serde::Serialize>(value: &T) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        json::encode_line(value),
+    )
+        .into_response()
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct VersionsQuery {
+    broken: Option<String>,
+}
+
+async fn versions(
+    State(factory): State<Factory>,
+    Query(query): Query<VersionsQuery>,
+) -> Result<Response, ApiError> {
+    let broken = query.broken.as_deref() == Some("true");
+    Ok(json_list(&factory.versions(broken).await?))
+}
+
+async fn extensions(
+    State(factory): State<Factory>,
+    Path(version): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(json_list(&*factory.extensions(&version).await?))
+}
+
+async fn overlays(
+    State(factory): State<Factory>,
+    Path(version): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(json_list(&*factory.overlays(&version).await?))
 }

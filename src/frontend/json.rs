@@ -39,9 +39,35 @@ pub fn object_line(fields: &[(&str, &str)]) -> String {
     out
 }
 
+/// Any serialisable value as Go's `json.Encoder` writes it: HTML-sensitive characters
+/// escaped, a trailing newline. Safe because `<`, `>`, `&`, U+2028 and U+2029 can only occur
+/// inside JSON strings.
+pub fn encode_line<T: serde::Serialize>(value: &T) -> String {
+    let text = serde_json::to_string(value).unwrap_or_else(|_| "null".into());
+    let mut out = String::with_capacity(text.len() + 1);
+    for c in text.chars() {
+        match c {
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\n');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_encode_like_go() {
+        assert_eq!(
+            encode_line(&serde_json::json!(["a<b", "c&d"])),
+            "[\"a\\u003cb\",\"c\\u0026d\"]\n"
+        );
+    }
 
     #[test]
     fn escapes_like_go() {

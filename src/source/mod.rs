@@ -2,9 +2,17 @@
 //! installer-base) read from an OCI registry or from a local OCI layout, with every blob
 //! checked against its digest and every image checked against its signature.
 
+pub mod catalog;
+pub mod flatten;
 pub mod layout;
 pub mod oci;
 pub mod reference;
+pub mod registry;
+pub mod verify;
+
+pub use flatten::{Entry, FileTree};
+pub use reference::ImageRef;
+pub use verify::Verifier;
 
 use crate::error::{Classify, ErrorKind};
 use oci::Digest;
@@ -49,5 +57,129 @@ impl Classify for SourceError {
             SourceError::Unavailable(_) => ErrorKind::Unavailable,
             _ => ErrorKind::Internal,
         }
+    }
+}
+
+/// Where images come from: an OCI registry, or a local OCI layout holding images under their
+/// full references (the air-gapped mirror).
+#[derive(Debug)]
+pub enum Source {
+    Registry(registry::Registry),
+    Layout(layout::OciLayout),
+}
+
+impl Source {
+    /// The manifest `image` names and its digest (checked when `image` names a digest).
+    pub async fn manifest(&self, image: &ImageRef) -> Result<(Vec<u8>, Digest), SourceError> {
+        match self {
+            Source::Registry(registry) => registry.manifest(image).await,
+            Source::Layout(layout) => {
+                let digest = match (&image.digest, &image.tag) {
+                    (Some(digest), _) => digest.clone(),
+                    (None, Some(tag)) => layout
+                        .find(&format!("{}:{tag}", image.name()))
+                        .map(|descriptor| descriptor.digest.clone())
+                        .ok_or_else(|| {
+                            SourceError::NotFound(format!(
+                                "{image} not found in the OCI layout {}",
+                                layout.root().display()
+                            ))
+                        })?,
+                    (None, None) => {
+                        return Err(SourceError::Invalid(format!("{image} names no manifest")));
+                    }
+                };
+                let bytes = layout.blob(&digest).map_err(|error| match error {
+                    SourceError::NotFound(_) => SourceError::NotFound(format!(
+                        "{image} not found in the OCI layout {}",
+                        layout.root().display()
+                    )),
+                    other => other,
+                })?;
+                Ok((bytes, digest))
+            }
+        }
+    }
+
+    /// A blob of `image`'s repository, checked against `digest`.
+    pub async fn blob(&self, image: &ImageRef, digest: &Digest) -> Result<Vec<u8>, SourceError> {
+        match self {
+            Source::Registry(registry) => registry.blob(image, digest).await,
+            Source::Layout(layout) => layout.blob(digest),
+        }
+    }
+
+    /// The tags of `image`'s repository.
+    pub async fn tags(&self, image: &ImageRef) -> Result<Vec<String>, SourceError> {
+        match self {
+            Source::Registry(registry) => registry.tags(image).await,
+            Source::Layout(layout) => Ok(layout.tags(&image.name())),
+        }
+    }
+}
+
+/// A verified pull of one platform of an image.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// The digest the reference resolved to (the one whose signature was checked).
+    pub digest: Digest,
+    /// The flattened file system of the platform's layers.
+    pub tree: FileTree,
+}
+
+/// Sources plus signature checks: the only way the engine reads images.
+#[derive(Debug)]
+pub struct Images {
+    pub source: Source,
+    pub verifier: Verifier,
+}
+
+impl Images {
+    pub fn new(source: Source, verifier: Verifier) -> Images {
+        Images { source, verifier }
+    }
+
+    /// Resolves `image`, checks its signature, picks the `linux/<arch>` manifest if it is an
+    /// index, and flattens that manifest's layers.
+    pub async fn pull(&self, image: &ImageRef, arch: &str) -> Result<Pulled, SourceError> {
+        let (bytes, digest) = self.source.manifest(image).await?;
+        self.verifier.verify(&self.source, image, &digest).await?;
+        let manifest = match oci::ManifestKind::parse(&bytes)
+            .map_err(|error| SourceError::Invalid(format!("{image}: {error}")))?
+        {
+            oci::ManifestKind::Image(manifest) => manifest,
+            oci::ManifestKind::Index(index) => {
+                let entry = index
+                    .manifests
+                    .iter()
+                    .find(|entry| {
+                        entry.platform.as_ref().is_some_and(|platform| {
+                            platform.os == "linux" && platform.architecture == arch
+                        })
+                    })
+                    .ok_or_else(|| {
+                        SourceError::NotFound(format!("{image} has no linux/{arch} image"))
+                    })?;
+                let platform_ref = image.with_digest(entry.digest.clone());
+                let (bytes, _) = self.source.manifest(&platform_ref).await?;
+                match oci::ManifestKind::parse(&bytes)
+                    .map_err(|error| SourceError::Invalid(format!("{platform_ref}: {error}")))?
+                {
+                    oci::ManifestKind::Image(manifest) => manifest,
+                    oci::ManifestKind::Index(_) => {
+                        return Err(SourceError::Invalid(format!(
+                            "{platform_ref}: nested image index"
+                        )));
+                    }
+                }
+            }
+        };
+        let mut tree = FileTree::default();
+        let name = image.to_string();
+        for layer in &manifest.layers {
+            let blob = self.source.blob(image, &layer.digest).await?;
+            tree.apply_layer(&name, &layer.media_type, &blob)?;
+        }
+        Ok(Pulled { digest, tree })
     }
 }

@@ -1,0 +1,171 @@
+//! Reading images from an OCI distribution registry (ghcr.io, a local mirror), anonymously
+//! or with Docker-config credentials; plain HTTP only for registries configured insecure.
+
+use super::SourceError;
+use super::oci::{ACCEPTED_MANIFESTS, Digest};
+use super::reference::ImageRef;
+use base64::Engine;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+/// A registry client shared by all pulls.
+pub struct Registry {
+    client: Client,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Registry")
+    }
+}
+
+impl Registry {
+    /// `insecure` registries (host or host:port) are reached over plain HTTP.
+    pub fn new(insecure: BTreeSet<String>) -> Registry {
+        let config = ClientConfig {
+            protocol: ClientProtocol::HttpsExcept(insecure.into_iter().collect()),
+            ..ClientConfig::default()
+        };
+        Registry {
+            client: Client::new(config),
+        }
+    }
+
+    fn reference(image: &ImageRef) -> Reference {
+        match (&image.digest, &image.tag) {
+            (Some(digest), _) => Reference::with_digest(
+                image.registry.clone(),
+                image.repository.clone(),
+                digest.to_string(),
+            ),
+            (None, tag) => Reference::with_tag(
+                image.registry.clone(),
+                image.repository.clone(),
+                tag.clone().unwrap_or_else(|| "latest".into()),
+            ),
+        }
+    }
+
+    /// The manifest `image` names (by tag or digest) and the digest of its bytes.
+    pub async fn manifest(&self, image: &ImageRef) -> Result<(Vec<u8>, Digest), SourceError> {
+        let auth = credentials(&image.registry);
+        let (bytes, _) = self
+            .client
+            .pull_manifest_raw(&Self::reference(image), &auth, &ACCEPTED_MANIFESTS)
+            .await
+            .map_err(|error| classify(image, error))?;
+        let digest = Digest::of(&bytes);
+        if let Some(expected) = &image.digest
+            && *expected != digest
+        {
+            return Err(SourceError::DigestMismatch {
+                what: format!("manifest of {image}"),
+                expected: expected.clone(),
+                actual: digest,
+            });
+        }
+        Ok((bytes.to_vec(), digest))
+    }
+
+    /// A blob of `image`'s repository, checked against its digest.
+    pub async fn blob(&self, image: &ImageRef, digest: &Digest) -> Result<Vec<u8>, SourceError> {
+        let auth = credentials(&image.registry);
+        let reference = Self::reference(&image.with_digest(digest.clone()));
+        self.client
+            .store_auth_if_needed(&image.registry, &auth)
+            .await;
+        let mut bytes = Vec::new();
+        self.client
+            .pull_blob(&reference, digest.as_str(), &mut bytes)
+            .await
+            .map_err(|error| classify(image, error))?;
+        if !digest.matches(&bytes) {
+            return Err(SourceError::DigestMismatch {
+                what: format!("blob of {}", image.name()),
+                expected: digest.clone(),
+                actual: Digest::of(&bytes),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// All tags of `image`'s repository.
+    pub async fn tags(&self, image: &ImageRef) -> Result<Vec<String>, SourceError> {
+        let auth = credentials(&image.registry);
+        let mut tags = Vec::new();
+        let mut last: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_tags(&Self::reference(image), &auth, Some(1000), last.as_deref())
+                .await
+                .map_err(|error| classify(image, error))?;
+            let done = page.tags.len() < 1000;
+            last = page.tags.last().cloned();
+            tags.extend(page.tags);
+            if done || last.is_none() {
+                return Ok(tags);
+            }
+        }
+    }
+}
+
+fn classify(image: &ImageRef, error: OciDistributionError) -> SourceError {
+    let text = error.to_string();
+    match &error {
+        OciDistributionError::ImageManifestNotFoundError(_) => {
+            SourceError::NotFound(format!("{image} not found"))
+        }
+        OciDistributionError::ServerError { code: 404, .. } => {
+            SourceError::NotFound(format!("{image} not found: {text}"))
+        }
+        OciDistributionError::RequestError(_) => {
+            SourceError::Unavailable(format!("registry {} unreachable: {text}", image.registry))
+        }
+        _ if text.contains("404") || text.to_lowercase().contains("not found") => {
+            SourceError::NotFound(format!("{image} not found: {text}"))
+        }
+        _ => SourceError::Unavailable(format!("pulling {image}: {text}")),
+    }
+}
+
+/// Credentials for `registry` from the Docker config (`$DOCKER_CONFIG/config.json` or
+/// `~/.docker/config.json`), else anonymous.
+fn credentials(registry: &str) -> RegistryAuth {
+    let path = std::env::var_os("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker")))
+        .map(|dir| dir.join("config.json"));
+    let Some(config) = path.and_then(|path| std::fs::read(path).ok()) else {
+        return RegistryAuth::Anonymous;
+    };
+    let Ok(config) = serde_json::from_slice::<serde_json::Value>(&config) else {
+        return RegistryAuth::Anonymous;
+    };
+    let auths = config.get("auths").and_then(|auths| auths.as_object());
+    let entry = auths.and_then(|auths| {
+        auths.iter().find_map(|(key, value)| {
+            let host = key
+                .trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .split('/')
+                .next()
+                .unwrap_or("");
+            (host == registry).then_some(value)
+        })
+    });
+    let encoded = entry
+        .and_then(|entry| entry.get("auth"))
+        .and_then(|auth| auth.as_str());
+    let decoded = encoded
+        .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    match decoded.as_deref().and_then(|text| text.split_once(':')) {
+        Some((user, password)) => RegistryAuth::Basic(user.to_string(), password.to_string()),
+        None => RegistryAuth::Anonymous,
+    }
+}
