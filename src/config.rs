@@ -24,6 +24,15 @@ pub struct Config {
     pub artifacts: ArtifactsConfig,
     pub container_signature: ContainerSignatureConfig,
     pub build: BuildConfig,
+    pub cache: CacheConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct CacheConfig {
+    /// ECDSA P-256 key (PEM) that signs asset cache entries; empty: a key kept in the state
+    /// directory, created on first start.
+    pub signing_key_path: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +86,8 @@ pub struct BuildConfig {
     pub min_talos_version: String,
     /// Versions hidden from the list (semver, no `v`).
     pub broken_talos_versions: Vec<String>,
+    /// Builds that may run at once; more wait their turn.
+    pub max_concurrency: u64,
 }
 
 impl Default for ArtifactsConfig {
@@ -118,6 +129,7 @@ impl Default for BuildConfig {
         BuildConfig {
             min_talos_version: "1.2.0".into(),
             broken_talos_versions: Vec::new(),
+            max_concurrency: 6,
         }
     }
 }

@@ -5,8 +5,10 @@
 
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod frontend;
+pub mod profile;
 pub mod schematic;
 pub mod service;
 pub mod sign;

@@ -1,7 +1,7 @@
 //! The HTTP API router: schematics, health, and the conventions every route shares
 //! (`Server` and `X-Request-ID` headers, CORS, plain-text errors ending in a newline).
 
-use super::json;
+use super::{assets, json};
 use crate::error::{Classify, ErrorKind};
 use crate::service::{Factory, ServiceError};
 use axum::Router;
@@ -44,6 +44,8 @@ pub fn router(factory: Factory) -> Router {
         .route("/versions", get(versions))
         .route("/version/{version}/extensions/official", get(extensions))
         .route("/version/{version}/overlays/official", get(overlays))
+        .route("/image/{schematic}/{version}/{path}", get(assets::image))
+        .route("/pxe/{schematic}/{version}/{path}", get(assets::pxe))
         .fallback(|| async { plain_text(StatusCode::NOT_FOUND, "404 page not found") })
         .method_not_allowed_fallback(|| async {
             plain_text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
@@ -107,7 +109,7 @@ async fn common_headers(request: Request, next: Next) -> Response {
 }
 
 /// A plain-text response as Go's `http.Error` writes it.
-fn plain_text(status: StatusCode, message: &str) -> Response {
+pub fn plain_text(status: StatusCode, message: &str) -> Response {
     let mut body = message.to_string();
     if !body.ends_with('\n') {
         body.push('\n');
@@ -123,7 +125,8 @@ fn plain_text(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-struct ApiError(ServiceError);
+#[derive(Debug)]
+pub struct ApiError(ServiceError);
 
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {

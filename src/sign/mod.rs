@@ -7,7 +7,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{DerSignature, Signature};
-use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
+use p256::elliptic_curve::Generate;
+use p256::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+};
 use serde::{Deserialize, Serialize};
 
 /// Media type of the payload layer of a cosign signature manifest.
@@ -43,6 +46,19 @@ impl SigningKey {
         p256::ecdsa::SigningKey::from_pkcs8_pem(pem)
             .or_else(|_| p256::SecretKey::from_sec1_pem(pem).map(p256::ecdsa::SigningKey::from))
             .map(SigningKey)
+            .map_err(|error| SignError::PrivateKey(error.to_string()))
+    }
+
+    /// A new random key (from the operating system's generator).
+    pub fn generate() -> SigningKey {
+        SigningKey(p256::ecdsa::SigningKey::from(p256::SecretKey::generate()))
+    }
+
+    /// PKCS#8 PEM.
+    pub fn to_pem(&self) -> Result<String, SignError> {
+        self.0
+            .to_pkcs8_pem(LineEnding::LF)
+            .map(|pem| pem.to_string())
             .map_err(|error| SignError::PrivateKey(error.to_string()))
     }
 

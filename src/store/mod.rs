@@ -1,8 +1,10 @@
 //! Persistent storage behind traits: the schematic store (and, later, the asset cache).
 //! The embedded default keeps everything in a state directory on the local filesystem.
 
+pub mod cache;
 mod fs;
 
+pub use cache::{AssetCache, CachedAsset};
 pub use fs::FsSchematicStore;
 
 use crate::error::{Classify, ErrorKind};

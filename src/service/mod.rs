@@ -1,5 +1,7 @@
 //! The service layer between frontends and the engine: turns requests into schematic,
-//! store and (later) build operations, with errors that carry their HTTP kind.
+//! store, catalog and build operations, with errors that carry their HTTP kind.
+
+pub mod assets;
 
 use crate::config::{Config, parse_go_duration};
 use crate::error::{Classify, ErrorKind};
@@ -21,6 +23,7 @@ pub struct Factory {
     schematics: Arc<dyn SchematicStore>,
     pub images: Arc<Images>,
     pub catalogs: Arc<Catalogs>,
+    pub builds: Arc<assets::Builds>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +32,16 @@ pub enum ServiceError {
     InvalidSchematic(#[from] SchematicError),
     #[error("schematic not found")]
     SchematicNotFound,
+    /// The wording of upstream's asset routes for a missing schematic.
+    #[error("schematic ID {0:?} not found")]
+    SchematicIdNotFound(String),
+    #[error(transparent)]
+    Profile(#[from] crate::profile::ProfileError),
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    /// A request this factory understands but cannot serve (yet, or in this edition).
+    #[error("{message}")]
+    Refused { kind: ErrorKind, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("background task failed: {0}")]
@@ -44,7 +57,12 @@ impl Classify for ServiceError {
     fn kind(&self) -> ErrorKind {
         match self {
             ServiceError::InvalidSchematic(error) => error.kind(),
-            ServiceError::SchematicNotFound => ErrorKind::NotFound,
+            ServiceError::SchematicNotFound | ServiceError::SchematicIdNotFound(_) => {
+                ErrorKind::NotFound
+            }
+            ServiceError::Profile(error) => error.kind(),
+            ServiceError::Engine(error) => error.kind(),
+            ServiceError::Refused { kind, .. } => *kind,
             ServiceError::Store(error) => error.kind(),
             ServiceError::Task(_) | ServiceError::MalformedVersion(_) => ErrorKind::Internal,
             ServiceError::Source(error) => error.kind(),
@@ -133,11 +151,13 @@ impl Factory {
     ) -> Result<Factory, String> {
         let images = Arc::new(images_from_config(&config)?);
         let catalogs = Arc::new(Catalogs::new(images.clone(), catalog_config(&config)?));
+        let builds = Arc::new(assets::Builds::open(&config)?);
         Ok(Factory {
             config: Arc::new(config),
             schematics,
             images,
             catalogs,
+            builds,
         })
     }
 

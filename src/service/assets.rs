@@ -1,0 +1,522 @@
+//! The asset pipeline: an asset request becomes a plan (profile, command line, the exact
+//! input images), the plan a cache key; a cache miss runs one build per key however many
+//! requests wait for it, bounded by `build.maxConcurrency`, detached from the requests (a
+//! client that goes away does not cancel the build).
+
+use super::{Factory, ServiceError};
+use crate::config::Config;
+use crate::engine::extension::{self, Extension};
+use crate::engine::initramfs::{self, ExtensionSet};
+use crate::engine::uki;
+use crate::error::ErrorKind;
+use crate::profile::{self, OutputKind, PathProfile, TalosVersion};
+use crate::schematic::{Schematic, SchematicId};
+use crate::source::oci::Digest;
+use crate::source::{FileTree, ImageRef};
+use crate::store::cache::{AssetCache, CachedAsset, load_or_create_key};
+use sha2::{Digest as _, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{Mutex, Semaphore, watch};
+
+/// Upstream renamed some extensions; a schematic may still name the old one.
+const EXTENSION_ALIASES: &[(&str, &str)] = &[
+    ("siderolabs/v4l-uvc", "siderolabs/v4l-uvc-drivers"),
+    ("siderolabs/usb-modem", "siderolabs/usb-modem-drivers"),
+    ("siderolabs/gasket", "siderolabs/gasket-driver"),
+    (
+        "siderolabs/talos-vmtoolsd",
+        "siderolabs/vmtoolsd-guest-agent",
+    ),
+    (
+        "siderolabs/xe-guest-utilities",
+        "siderolabs/xen-guest-agent",
+    ),
+    (
+        "siderolabs/nvidia-container-toolkit",
+        "siderolabs/nvidia-container-toolkit-lts",
+    ),
+    (
+        "siderolabs/nvidia-open-gpu-kernel-modules",
+        "siderolabs/nvidia-open-gpu-kernel-modules-lts",
+    ),
+    (
+        "siderolabs/nonfree-kmod-nvidia",
+        "siderolabs/nonfree-kmod-nvidia-lts",
+    ),
+    (
+        "siderolabs/nvidia-fabricmanager",
+        "siderolabs/nvidia-fabric-manager-lts",
+    ),
+    ("siderolabs/i915-ucode", "siderolabs/i915"),
+    ("siderolabs/amdgpu-firmware", "siderolabs/amdgpu"),
+];
+
+/// Bumped whenever the engine's output for the same inputs changes, so old entries miss.
+const ENGINE_GENERATION: &str = "image-factory asset pipeline 1";
+
+/// One asset to serve.
+#[derive(Debug, Clone)]
+pub struct AssetRequest {
+    pub schematic_id: SchematicId,
+    pub schematic: Schematic,
+    pub canonical: String,
+    pub version: TalosVersion,
+    pub path: PathProfile,
+}
+
+/// What exactly gets built: resolved inputs and the command line.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub request: AssetRequest,
+    pub imager: ImageRef,
+    /// `(catalog name, image pinned by digest)` in schematic order.
+    pub extensions: Vec<(String, ImageRef)>,
+    pub cmdline: String,
+    pub key: String,
+}
+
+/// Failures shared with every waiter of a build.
+#[derive(Debug, Clone)]
+pub struct SharedError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+type Outcome = Option<Result<CachedAsset, SharedError>>;
+
+/// Single-flight bookkeeping, the build slots and the cache.
+#[derive(Debug)]
+pub struct Builds {
+    pub cache: AssetCache,
+    inflight: std::sync::Mutex<HashMap<String, watch::Receiver<Outcome>>>,
+    slots: Arc<Semaphore>,
+    started: AtomicU64,
+    imagers: Mutex<Vec<(String, Arc<FileTree>)>>,
+}
+
+impl Builds {
+    pub fn open(config: &Config) -> Result<Builds, String> {
+        let key_path = if config.cache.signing_key_path.as_os_str().is_empty() {
+            config.storage.dir.join("cache-signing-key.pem")
+        } else {
+            config.cache.signing_key_path.clone()
+        };
+        let key = load_or_create_key(&key_path)?;
+        Ok(Builds {
+            cache: AssetCache::open(&config.storage.dir.join("assets"), key)?,
+            inflight: std::sync::Mutex::new(HashMap::new()),
+            slots: Arc::new(Semaphore::new(config.build.max_concurrency.max(1) as usize)),
+            started: AtomicU64::new(0),
+            imagers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Builds started since start-up (cache misses that ran the engine).
+    pub fn started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
+    }
+}
+
+fn refused(kind: ErrorKind, message: impl Into<String>) -> ServiceError {
+    ServiceError::Refused {
+        kind,
+        message: message.into(),
+    }
+}
+
+impl Factory {
+    /// Loads the schematic and parses version and path, with upstream's statuses.
+    pub async fn asset_request(
+        &self,
+        schematic_id: &str,
+        version: &str,
+        path: &str,
+    ) -> Result<AssetRequest, ServiceError> {
+        let canonical = self
+            .schematic(schematic_id)
+            .await
+            .map_err(|error| match error {
+                ServiceError::SchematicNotFound => {
+                    ServiceError::SchematicIdNotFound(schematic_id.into())
+                }
+                other => other,
+            })?;
+        let schematic = Schematic::parse(canonical.as_bytes())?;
+        let version = crate::source::catalog::parse_strict(version)
+            .map_err(ServiceError::MalformedVersion)?;
+        let path = profile::parse_path(path)?;
+        Ok(AssetRequest {
+            schematic_id: schematic_id
+                .parse()
+                .map_err(|_| ServiceError::SchematicIdNotFound(schematic_id.into()))?,
+            schematic,
+            canonical,
+            version: TalosVersion::new(version),
+            path,
+        })
+    }
+
+    /// Resolves what a request needs (validating it against the version) and its cache key.
+    pub async fn plan(&self, request: AssetRequest) -> Result<Plan, ServiceError> {
+        let version = &request.version;
+        let tag = version.tag();
+        let customization = &request.schematic.customization;
+        let kind = request.path.kind;
+        if !matches!(
+            kind,
+            OutputKind::Kernel | OutputKind::Cmdline | OutputKind::Initramfs | OutputKind::Uki
+        ) {
+            return Err(refused(
+                ErrorKind::InvalidInput,
+                format!(
+                    "building {} assets is not supported by this factory yet",
+                    kind.as_str()
+                ),
+            ));
+        }
+        if request.path.secureboot {
+            return Err(refused(ErrorKind::InvalidInput, "secure boot is disabled"));
+        }
+        if !matches!(kind, OutputKind::Kernel | OutputKind::Cmdline)
+            && !customization.embedded_machine_configuration.is_empty()
+            && !version.at_least(1, 12, 0)
+        {
+            return Err(refused(
+                ErrorKind::InvalidInput,
+                format!("embedding configuration is not supported for Talos version {tag}"),
+            ));
+        }
+        if !request.schematic.overlay.name.is_empty() {
+            if !version.at_least(1, 7, 0) {
+                return Err(refused(
+                    ErrorKind::InvalidInput,
+                    format!("overlay is not supported for Talos version {tag}"),
+                ));
+            }
+            return Err(refused(
+                ErrorKind::InvalidInput,
+                "overlays are not supported by this factory yet",
+            ));
+        }
+        if crate::profile::platform(&request.path.platform).is_none() {
+            return Err(refused(
+                ErrorKind::InvalidInput,
+                format!("unknown platform {:?}", request.path.platform),
+            ));
+        }
+        self.catalogs.require_available(&version.version).await?;
+
+        let mut extensions = Vec::new();
+        if !matches!(kind, OutputKind::Kernel | OutputKind::Cmdline) {
+            let catalog = self.catalogs.extensions(&version.version).await?;
+            for wanted in &customization.system_extensions.official_extensions {
+                let alias = EXTENSION_ALIASES
+                    .iter()
+                    .find(|(old, _)| old == wanted)
+                    .map(|(_, new)| *new);
+                let found = catalog
+                    .iter()
+                    .find(|entry| &entry.name == wanted)
+                    .or_else(|| alias.and_then(|alias| catalog.iter().find(|entry| entry.name == alias)))
+                    .ok_or_else(|| {
+                        refused(
+                            ErrorKind::InvalidInput,
+                            format!("official extension {wanted:?} is not available for Talos version {tag}"),
+                        )
+                    })?;
+                let digest = Digest::parse(&found.digest)
+                    .map_err(|error| refused(ErrorKind::Internal, error))?;
+                let image = self
+                    .catalogs
+                    .core_image(&found.name, "pinned")
+                    .with_digest(digest);
+                extensions.push((found.name.clone(), image));
+            }
+        }
+
+        let (args, meta) = profile::schematic_args(&request.schematic, &request.path, version);
+        let cmdline = profile::kernel_cmdline(&request.path, version, &[], meta, args);
+        let imager = self
+            .catalogs
+            .core_image(&self.config.artifacts.core.components.imager, &tag);
+
+        let mut hasher = Sha256::new();
+        for part in [
+            ENGINE_GENERATION,
+            kind.as_str(),
+            &request.path.platform,
+            request.path.arch.as_str(),
+            &tag,
+            &cmdline,
+            &request.canonical,
+            &self.config.http.external_url,
+            &imager.to_string(),
+        ] {
+            hasher.update(part.as_bytes());
+            hasher.update(b"\0");
+        }
+        for (name, image) in &extensions {
+            hasher.update(format!("{name}={image}\0").as_bytes());
+        }
+        let key = crate::source::oci::hex(&hasher.finalize());
+        Ok(Plan {
+            request,
+            imager,
+            extensions,
+            cmdline,
+            key,
+        })
+    }
+
+    /// The asset of `plan`, from the cache or built once for all concurrent callers.
+    pub async fn asset(&self, plan: Plan) -> Result<CachedAsset, ServiceError> {
+        let builds = self.builds.clone();
+        if let Some(hit) = tokio::task::spawn_blocking({
+            let builds = builds.clone();
+            let key = plan.key.clone();
+            move || builds.cache.get(&key)
+        })
+        .await
+        .map_err(|error| ServiceError::Task(error.to_string()))?
+        {
+            return Ok(hit);
+        }
+        let mut receiver = {
+            let mut inflight = builds
+                .inflight
+                .lock()
+                .map_err(|_| ServiceError::Task("build table poisoned".into()))?;
+            match inflight.get(&plan.key) {
+                Some(receiver) => receiver.clone(),
+                None => {
+                    let (sender, receiver) = watch::channel(None);
+                    inflight.insert(plan.key.clone(), receiver.clone());
+                    let factory = self.clone();
+                    tokio::spawn(async move {
+                        let key = plan.key.clone();
+                        let outcome = factory.run_build(plan).await;
+                        if let Ok(mut inflight) = factory.builds.inflight.lock() {
+                            inflight.remove(&key);
+                        }
+                        let _ = sender.send(Some(outcome));
+                    });
+                    receiver
+                }
+            }
+        };
+        let outcome = receiver
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| ServiceError::Task("build task ended without a result".into()))?
+            .clone();
+        match outcome {
+            Some(Ok(asset)) => Ok(asset),
+            Some(Err(error)) => Err(ServiceError::Refused {
+                kind: error.kind,
+                message: error.message,
+            }),
+            None => Err(ServiceError::Task("build produced nothing".into())),
+        }
+    }
+
+    async fn run_build(&self, plan: Plan) -> Result<CachedAsset, SharedError> {
+        let shared = |error: ServiceError| {
+            use crate::error::Classify;
+            SharedError {
+                kind: error.kind(),
+                message: error.to_string(),
+            }
+        };
+        let _slot = self
+            .builds
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|error| shared(ServiceError::Task(error.to_string())))?;
+        self.builds.started.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let key = plan.key.clone();
+        let kind = plan.request.path.kind;
+        let bytes = self.build_bytes(&plan).await.map_err(shared)?;
+        let builds = self.builds.clone();
+        let asset = tokio::task::spawn_blocking(move || builds.cache.put(&key, &bytes))
+            .await
+            .map_err(|error| shared(ServiceError::Task(error.to_string())))?
+            .map_err(|error| shared(ServiceError::Task(error)))?;
+        tracing::info!(
+            kind = kind.as_str(),
+            size = asset.size,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "asset built"
+        );
+        Ok(asset)
+    }
+
+    /// The flattened imager of a version (both architectures' boot assets), kept for reuse.
+    async fn imager(&self, image: &ImageRef) -> Result<Arc<FileTree>, ServiceError> {
+        let name = image.to_string();
+        let mut cached = self.builds.imagers.lock().await;
+        if let Some((_, tree)) = cached.iter().find(|(cached_name, _)| *cached_name == name) {
+            return Ok(tree.clone());
+        }
+        let pulled = self.images.pull(image, "amd64").await?;
+        let tree = Arc::new(pulled.tree);
+        cached.push((name, tree.clone()));
+        if cached.len() > 3 {
+            cached.remove(0);
+        }
+        Ok(tree)
+    }
+
+    fn imager_file(tree: &FileTree, path: &str) -> Result<Vec<u8>, ServiceError> {
+        tree.file(path)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| refused(ErrorKind::Internal, format!("the imager has no {path}")))
+    }
+
+    async fn build_bytes(&self, plan: &Plan) -> Result<Vec<u8>, ServiceError> {
+        let arch = plan.request.path.arch.as_str();
+        match plan.request.path.kind {
+            OutputKind::Cmdline => Ok(plan.cmdline.clone().into_bytes()),
+            OutputKind::Kernel => {
+                let imager = self.imager(&plan.imager).await?;
+                Self::imager_file(&imager, &format!("usr/install/{arch}/vmlinuz"))
+            }
+            OutputKind::Initramfs => self.initramfs(plan).await,
+            OutputKind::Uki => {
+                let initramfs = self.initramfs(plan).await?;
+                let imager = self.imager(&plan.imager).await?;
+                let kernel = Self::imager_file(&imager, &format!("usr/install/{arch}/vmlinuz"))?;
+                let stub =
+                    Self::imager_file(&imager, &format!("usr/install/{arch}/systemd-stub.efi"))?;
+                let version = plan.request.version.clone();
+                let cmdline = plan.cmdline.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut sections = vec![
+                        uki::Section {
+                            name: ".osrel",
+                            data: uki::os_release(&version.tag()).into_bytes(),
+                        },
+                        uki::Section {
+                            name: ".cmdline",
+                            data: cmdline.into_bytes(),
+                        },
+                    ];
+                    if let Some(release) = uki::bzimage_release(&kernel) {
+                        sections.push(uki::Section {
+                            name: ".uname",
+                            data: release.into_bytes(),
+                        });
+                    }
+                    sections.push(uki::Section {
+                        name: ".splash",
+                        data: uki::splash(),
+                    });
+                    sections.push(uki::Section {
+                        name: ".linux",
+                        data: kernel,
+                    });
+                    sections.push(uki::Section {
+                        name: ".initrd",
+                        data: initramfs,
+                    });
+                    if version.at_least(1, 10, 0) {
+                        sections.push(uki::Section {
+                            name: ".profile",
+                            data: b"ID=main".to_vec(),
+                        });
+                    }
+                    uki::assemble(&stub, &sections)
+                })
+                .await
+                .map_err(|error| ServiceError::Task(error.to_string()))?
+                .map_err(ServiceError::from)
+            }
+            other => Err(refused(
+                ErrorKind::InvalidInput,
+                format!(
+                    "building {} assets is not supported by this factory yet",
+                    other.as_str()
+                ),
+            )),
+        }
+    }
+
+    /// The release's initramfs with the schematic's extensions appended.
+    async fn initramfs(&self, plan: &Plan) -> Result<Vec<u8>, ServiceError> {
+        let request = &plan.request;
+        let arch = request.path.arch.as_str();
+        let version = request.version.clone();
+        let imager = self.imager(&plan.imager).await?;
+        let base = Self::imager_file(&imager, &format!("usr/install/{arch}/initramfs.xz"))?;
+        let mut set = ExtensionSet::default();
+        for (name, image) in &plan.extensions {
+            let pulled = self.images.pull(image, arch).await?;
+            let checked_out = extension::checkout(name, &pulled.tree)?;
+            if !checked_out
+                .manifest
+                .compatible_with(&version)
+                .map_err(|error| {
+                    refused(
+                        ErrorKind::InvalidInput,
+                        format!("extension {name}: {error}"),
+                    )
+                })?
+            {
+                return Err(ServiceError::Engine(
+                    crate::engine::EngineError::Incompatible {
+                        extension: name.clone(),
+                        version: version.tag(),
+                        range: checked_out
+                            .manifest
+                            .compatibility
+                            .clone()
+                            .unwrap_or_default(),
+                    },
+                ));
+            }
+            set.extensions.push(checked_out);
+        }
+        set.extensions.push(extension::schematic_extension(
+            &request.schematic_id.to_string(),
+            &request.canonical,
+            &self.config.http.external_url,
+            &version,
+        ));
+        let config = &request
+            .schematic
+            .customization
+            .embedded_machine_configuration;
+        if !config.is_empty() {
+            set.extensions
+                .push(extension::embedded_config_extension(config));
+        }
+        set.modules_dep = modules_dep_extension(&base, &version, &set.extensions)?;
+        tokio::task::spawn_blocking(move || initramfs::build(&base, &version, &set))
+            .await
+            .map_err(|error| ServiceError::Task(error.to_string()))?
+            .map_err(ServiceError::from)
+    }
+}
+
+/// The `modules.dep` extension, when any extension ships kernel modules.
+fn modules_dep_extension(
+    _base: &[u8],
+    version: &TalosVersion,
+    extensions: &[Extension],
+) -> Result<Option<Extension>, ServiceError> {
+    let modules_dir = format!("{}/", version.modules_dir());
+    let has_modules = extensions.iter().any(|extension| {
+        extension
+            .rootfs
+            .keys()
+            .any(|path| path.starts_with(&modules_dir))
+    });
+    if !has_modules {
+        return Ok(None);
+    }
+    Ok(None)
+}
