@@ -8,8 +8,10 @@ STATE_DIR ?= var
 REGISTRY_ADDR ?= 127.0.0.1:5000
 
 # Debian packages: the tools that build the fixture release (squashfs-tools, cpio, kmod,
-# zstd, xz-utils) and the independent checkers the tests use (skopeo, docker-registry).
-APT_PACKAGES := squashfs-tools cpio kmod zstd xz-utils skopeo docker-registry
+# zstd, xz-utils) and the independent checkers the tests use (skopeo, docker-registry, QEMU
+# with OVMF, dosfstools and mtools for ESPs, binutils' objdump and pefile for PE files).
+APT_PACKAGES := squashfs-tools cpio kmod zstd xz-utils skopeo docker-registry ovmf \
+  dosfstools mtools binutils python3-pefile
 
 .PHONY: all deps build fixtures run registry run-registry test lint bench clean
 
@@ -25,6 +27,15 @@ deps:
 	  if [ "$$(id -u)" -ne 0 ]; then echo "need root to install:$$missing" >&2; exit 1; fi; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@# qemu-system-x86 must come with the qemu-utils of its own version: a newer qemu-utils
+	@# from backports blocks the install, so both are pinned to the candidate of the former.
+	@if ! command -v qemu-system-x86_64 >/dev/null; then \
+	  if [ "$$(id -u)" -ne 0 ]; then echo "need root to install qemu-system-x86" >&2; exit 1; fi; \
+	  version=$$(apt-cache policy qemu-system-x86 | awk '/Candidate:/ {print $$2}'); \
+	  echo "installing qemu-system-x86 $$version"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --allow-downgrades \
+	    "qemu-system-x86=$$version" "qemu-utils=$$version"; \
 	fi
 
 build:
@@ -64,8 +75,9 @@ lint:
 test: deps fixtures lint
 	$(CARGO) test --workspace --all-targets --locked
 
-bench:
+bench: fixtures
 	$(CARGO) bench --locked
+	$(CARGO) xtask bench-compare
 
 clean:
 	$(CARGO) clean

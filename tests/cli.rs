@@ -154,3 +154,56 @@ async fn schematics_survive_a_restart() {
     );
     terminate(served).await;
 }
+
+#[test]
+/// Needs the fixture release (`cargo xtask fixtures`, run by `make test`).
+fn built_assets_are_written_by_the_cli() {
+    let work = tempfile::tempdir().unwrap();
+    let output = work.path().join("cmdline");
+    let status = Command::new(BINARY)
+        .args([
+            "build",
+            "--progress",
+            "json",
+            "--version",
+            "v1.12.0",
+            "--schematic",
+        ])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/schematics/vanilla.yaml"
+        ))
+        .arg("--state-dir")
+        .arg(work.path().join("state"))
+        .arg("--output")
+        .arg(&output)
+        .arg("cmdline-metal-arm64")
+        .env(
+            "IF_ARTIFACTS_OCILAYOUT",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/release"),
+        )
+        .env(
+            "IF_CONTAINERSIGNATURE_PUBLICKEYFILE",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/keys/cosign.pub"),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|line| line.starts_with("{\"v\":1,\"stage\":\"done\"")),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read_to_string(&output)
+            .unwrap()
+            .starts_with("talos.platform=metal console=ttyAMA0 console=tty0 ")
+    );
+    assert!(!output.with_extension("partial").exists());
+}

@@ -140,3 +140,132 @@ impl Drop for LocalRegistry {
         let _ = self.child.wait();
     }
 }
+
+/// Runs QEMU (TCG only: KVM does not work here) until the guest powers off or `timeout`
+/// passes, and returns everything it printed on the serial console.
+pub fn qemu(args: &[&str], timeout: Duration) -> String {
+    let mut command = Command::new("qemu-system-x86_64");
+    command
+        .args(["-m", "512", "-nographic", "-no-reboot", "-nic", "none"])
+        .args(args)
+        .stdin(Stdio::null());
+    let output = Command::new("timeout")
+        .arg(timeout.as_secs().to_string())
+        .arg(command.get_program())
+        .args(command.get_args())
+        .stdin(Stdio::null())
+        .output()
+        .expect("qemu-system-x86_64 runs (make deps installs it)");
+    String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr)
+}
+
+/// Direct kernel boot under SeaBIOS.
+pub fn boot_kernel(kernel: &Path, initrd: &Path, cmdline: &str) -> String {
+    qemu(
+        &[
+            "-machine",
+            "accel=tcg",
+            "-kernel",
+            &kernel.to_string_lossy(),
+            "-initrd",
+            &initrd.to_string_lossy(),
+            "-append",
+            cmdline,
+        ],
+        Duration::from_secs(180),
+    )
+}
+
+/// Boots `disk` (raw) under OVMF with fresh EFI variables.
+pub fn boot_uefi_disk(disk: &Path, work: &Path) -> String {
+    let vars = work.join("OVMF_VARS.fd");
+    std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).expect("OVMF installed (make deps)");
+    qemu(
+        &[
+            "-machine",
+            "q35,accel=tcg",
+            "-drive",
+            "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+            "-drive",
+            &format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
+            "-drive",
+            &format!("file={},format=raw,if=virtio", disk.display()),
+        ],
+        Duration::from_secs(240),
+    )
+}
+
+/// A FAT32 ESP image with `efi` as the removable-media boot loader, made with dosfstools
+/// and mtools.
+pub fn esp_with_loader(efi: &Path, work: &Path) -> PathBuf {
+    let esp = work.join("esp.img");
+    run(Command::new("truncate").args(["-s", "64M"]).arg(&esp));
+    run(Command::new("mkfs.fat")
+        .args(["-F", "32", "-n", "ESP"])
+        .arg(&esp));
+    run(Command::new("mmd")
+        .arg("-i")
+        .arg(&esp)
+        .args(["::/EFI", "::/EFI/BOOT"]));
+    run(Command::new("mcopy")
+        .arg("-i")
+        .arg(&esp)
+        .arg(efi)
+        .arg("::/EFI/BOOT/BOOTX64.EFI"));
+    esp
+}
+
+/// The `FIXTURE-*` lines of a serial log, in order, without the marker noise around them.
+pub fn fixture_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|line| {
+            line.find("FIXTURE-")
+                .map(|at| line[at..].trim_end().to_string())
+        })
+        .collect()
+}
+
+/// A factory serving the fixture release on a loopback port, with its own state directory.
+pub struct TestFactory {
+    pub base: String,
+    pub factory: image_factory::service::Factory,
+    _state: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for TestFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TestFactory({})", self.base)
+    }
+}
+
+impl TestFactory {
+    /// Starts a server; `adjust` may change the configuration first.
+    pub async fn start(adjust: impl FnOnce(&mut image_factory::config::Config)) -> TestFactory {
+        let state = tempfile::tempdir().expect("temporary directory");
+        let mut config = image_factory::config::Config::default();
+        config.storage.dir = state.path().to_path_buf();
+        config.artifacts.oci_layout = fixture_release();
+        config.container_signature.public_key_file = fixture_public_key();
+        config.http.external_url = "http://factory.test/".into();
+        adjust(&mut config);
+        let store = image_factory::store::FsSchematicStore::open(&config.storage.dir)
+            .expect("schematic store");
+        let factory =
+            image_factory::service::Factory::from_config(config, std::sync::Arc::new(store))
+                .expect("factory starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("loopback port");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        tokio::spawn(image_factory::frontend::serve(
+            listener,
+            factory.clone(),
+            std::future::pending(),
+        ));
+        TestFactory {
+            base,
+            factory,
+            _state: state,
+        }
+    }
+}

@@ -1,33 +1,10 @@
 //! `/versions` and the per-version catalogs over HTTP, served from the fixture release.
 
-use assets_tests::{fixture_public_key, fixture_release};
-use image_factory::config::Config;
-use image_factory::frontend;
-use image_factory::service::Factory;
-use image_factory::store::FsSchematicStore;
-use std::sync::Arc;
+use assets_tests::TestFactory;
 
-struct Served {
-    base: String,
-    _state: tempfile::TempDir,
-}
-
-async fn serve(broken: &[&str]) -> Served {
-    let state = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.storage.dir = state.path().to_path_buf();
-    config.artifacts.oci_layout = fixture_release();
-    config.container_signature.public_key_file = fixture_public_key();
-    config.build.broken_talos_versions = broken.iter().map(|v| v.to_string()).collect();
-    let store = FsSchematicStore::open(&config.storage.dir).unwrap();
-    let factory = Factory::from_config(config, Arc::new(store)).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(frontend::serve(listener, factory, std::future::pending()));
-    Served {
-        base,
-        _state: state,
-    }
+async fn serve(broken: &[&str]) -> TestFactory {
+    let broken: Vec<String> = broken.iter().map(|v| v.to_string()).collect();
+    TestFactory::start(|config| config.build.broken_talos_versions = broken).await
 }
 
 async fn get(base: &str, path: &str) -> (u16, String, String) {

@@ -2,8 +2,10 @@
 //! bytes they are given.
 
 pub mod cpio;
+pub mod depmod;
 pub mod extension;
 pub mod initramfs;
+pub mod modules;
 pub mod uki;
 
 use crate::error::{Classify, ErrorKind};

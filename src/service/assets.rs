@@ -5,7 +5,7 @@
 
 use super::{Factory, ServiceError};
 use crate::config::Config;
-use crate::engine::extension::{self, Extension};
+use crate::engine::extension;
 use crate::engine::initramfs::{self, ExtensionSet};
 use crate::engine::uki;
 use crate::error::ErrorKind;
@@ -494,29 +494,13 @@ impl Factory {
             set.extensions
                 .push(extension::embedded_config_extension(config));
         }
-        set.modules_dep = modules_dep_extension(&base, &version, &set.extensions)?;
-        tokio::task::spawn_blocking(move || initramfs::build(&base, &version, &set))
-            .await
-            .map_err(|error| ServiceError::Task(error.to_string()))?
-            .map_err(ServiceError::from)
+        tokio::task::spawn_blocking(move || {
+            set.modules_dep =
+                crate::engine::modules::modules_dep_extension(&base, &version, &set.extensions)?;
+            initramfs::build(&base, &version, &set)
+        })
+        .await
+        .map_err(|error| ServiceError::Task(error.to_string()))?
+        .map_err(ServiceError::from)
     }
-}
-
-/// The `modules.dep` extension, when any extension ships kernel modules.
-fn modules_dep_extension(
-    _base: &[u8],
-    version: &TalosVersion,
-    extensions: &[Extension],
-) -> Result<Option<Extension>, ServiceError> {
-    let modules_dir = format!("{}/", version.modules_dir());
-    let has_modules = extensions.iter().any(|extension| {
-        extension
-            .rootfs
-            .keys()
-            .any(|path| path.starts_with(&modules_dir))
-    });
-    if !has_modules {
-        return Ok(None);
-    }
-    Ok(None)
 }

@@ -1,5 +1,6 @@
 //! Developer tasks for the image-factory workspace (`cargo xtask <task>`); never shipped.
 
+mod bench;
 mod fixtures;
 
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
   lint               cargo fmt --check and cargo clippy -D warnings over the whole workspace
+  bench-compare      time our CLI and the standard-tools pipeline on the same inputs
   fixtures [--force] generate fixtures/release/ (the Talos-shaped OCI release the tests and
                      `make run` use) from Debian packages; skipped when already up to date
 ";
@@ -17,6 +19,7 @@ fn main() -> ExitCode {
     let task = std::env::args().nth(1);
     let result = match task.as_deref() {
         Some("lint") => lint(),
+        Some("bench-compare") => bench::compare(&workspace()),
         Some("fixtures") => {
             let force = std::env::args().any(|arg| arg == "--force");
             fixtures::generate(&workspace(), force)
