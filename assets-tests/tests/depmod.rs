@@ -91,7 +91,7 @@ fn read_order(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// `names` and everything they depend on (per `modinfo -F depends`), plus
+/// The [`SMALL_SET`] modules and everything they depend on (per `modinfo -F depends`), plus
 /// `drivers/net/dummy.ko` again as `extras/dummy.ko`.
 fn small_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let order = read_order(dir);
