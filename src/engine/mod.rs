@@ -4,7 +4,9 @@
 pub mod cpio;
 pub mod depmod;
 pub mod extension;
+pub mod gpt;
 pub mod initramfs;
+pub mod meta;
 pub mod modules;
 pub mod uki;
 
