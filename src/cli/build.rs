@@ -11,14 +11,29 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[derive(Debug)]
+#[derive(Debug, clap::Args)]
 pub struct BuildArgs {
+    /// Schematic file (YAML/JSON), `-` for standard input, or the ID of a stored schematic.
+    #[arg(long, value_name = "FILE|ID")]
     pub schematic: String,
+    /// Talos version, e.g. v1.12.0.
+    #[arg(long, value_name = "VERSION")]
     pub version: String,
+    /// Where to write the asset (`-` for standard output).
+    #[arg(long, short, value_name = "OUT")]
     pub output: PathBuf,
+    /// Configuration file (YAML or JSON); may be given several times.
+    #[arg(long = "config", value_name = "FILE")]
     pub configs: Vec<PathBuf>,
+    /// State directory (schematic store, asset cache), overriding storage.dir.
+    #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Progress on standard error: `auto` (a spinner on a terminal, lines otherwise),
+    /// `json` (JSON lines, `{"v":1,...}`) or `none`.
+    #[arg(long, default_value = "auto", value_name = "MODE")]
     pub progress: String,
+    /// The asset path, as in the URL: `kernel-amd64`, `initramfs-amd64.xz`,
+    /// `cmdline-metal-amd64`, `metal-amd64-uki.efi`, …
     pub path: String,
 }
 

@@ -44,30 +44,7 @@ enum Command {
         state_dir: Option<PathBuf>,
     },
     /// Build one asset without a server, as `GET /image/<schematic>/<version>/<PATH>` would.
-    Build {
-        /// Schematic file (YAML/JSON), `-` for standard input, or the ID of a stored schematic.
-        #[arg(long, value_name = "FILE|ID")]
-        schematic: String,
-        /// Talos version, e.g. v1.12.0.
-        #[arg(long, value_name = "VERSION")]
-        version: String,
-        /// Where to write the asset (`-` for standard output).
-        #[arg(long, short, value_name = "OUT")]
-        output: PathBuf,
-        /// Configuration file (YAML or JSON); may be given several times.
-        #[arg(long = "config", value_name = "FILE")]
-        configs: Vec<PathBuf>,
-        /// State directory (schematic store, asset cache), overriding storage.dir.
-        #[arg(long, value_name = "DIR")]
-        state_dir: Option<PathBuf>,
-        /// Progress on standard error: `auto` (a spinner on a terminal, lines otherwise),
-        /// `json` (JSON lines, `{"v":1,...}`) or `none`.
-        #[arg(long, default_value = "auto", value_name = "MODE")]
-        progress: String,
-        /// The asset path, as in the URL: `kernel-amd64`, `initramfs-amd64.xz`,
-        /// `cmdline-metal-amd64`, `metal-amd64-uki.efi`, …
-        path: String,
-    },
+    Build(build::BuildArgs),
     /// Work with schematic documents offline.
     Schematic {
         #[command(subcommand)]
@@ -113,23 +90,7 @@ pub fn main() -> ExitCode {
             state_dir,
         } => serve(configs, listen, state_dir),
         Command::Schematic { command } => schematic(command),
-        Command::Build {
-            schematic,
-            version,
-            output,
-            configs,
-            state_dir,
-            progress,
-            path,
-        } => build::run(build::BuildArgs {
-            schematic,
-            version,
-            output,
-            configs,
-            state_dir,
-            progress,
-            path,
-        }),
+        Command::Build(args) => build::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
