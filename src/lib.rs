@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod format;
 pub mod frontend;
 pub mod profile;
 pub mod schematic;

@@ -3,7 +3,9 @@
 
 pub mod cpio;
 pub mod depmod;
+pub mod disk;
 pub mod extension;
+pub mod fat;
 pub mod gpt;
 pub mod initramfs;
 pub mod meta;
