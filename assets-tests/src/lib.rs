@@ -178,6 +178,11 @@ pub fn boot_kernel(kernel: &Path, initrd: &Path, cmdline: &str) -> String {
 
 /// Boots `disk` (raw) under OVMF with fresh EFI variables.
 pub fn boot_uefi_disk(disk: &Path, work: &Path) -> String {
+    boot_uefi_disk_with_sectors(disk, work, 512)
+}
+
+/// Boots `disk` (raw) under OVMF from a virtio disk with `sector`-byte logical blocks.
+pub fn boot_uefi_disk_with_sectors(disk: &Path, work: &Path, sector: u32) -> String {
     let vars = work.join("OVMF_VARS.fd");
     std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).expect("OVMF installed (make deps)");
     qemu(
@@ -189,7 +194,11 @@ pub fn boot_uefi_disk(disk: &Path, work: &Path) -> String {
             "-drive",
             &format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
             "-drive",
-            &format!("file={},format=raw,if=virtio", disk.display()),
+            &format!("file={},format=raw,if=none,id=disk", disk.display()),
+            "-device",
+            &format!(
+                "virtio-blk-pci,drive=disk,logical_block_size={sector},physical_block_size={sector}"
+            ),
         ],
         Duration::from_secs(240),
     )
@@ -223,6 +232,53 @@ pub fn fixture_lines(log: &str) -> Vec<String> {
                 .map(|at| line[at..].trim_end().to_string())
         })
         .collect()
+}
+
+/// Checks a fixture boot log: the boot line, `cmdline` in the command line, every extension,
+/// the schematic, each `meta` line, no error, and the final line.
+pub fn expect_fixture_boot(
+    lines: &[String],
+    version: &str,
+    id: &str,
+    cmdline: &str,
+    extensions: &[&str],
+    meta: &[&str],
+) {
+    let text = lines.join("\n");
+    assert!(
+        lines
+            .first()
+            .is_some_and(|l| l == &format!("FIXTURE-BOOT version={version} arch=amd64")),
+        "{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("FIXTURE-CMDLINE ") && l.contains(cmdline)),
+        "{cmdline:?} in:\n{text}"
+    );
+    for extension in extensions {
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.starts_with(&format!("FIXTURE-EXTENSION {extension} "))),
+            "extension {extension} in:\n{text}"
+        );
+    }
+    assert!(
+        lines.contains(&format!("FIXTURE-EXTENSION schematic {id}")),
+        "{text}"
+    );
+    assert!(lines.contains(&format!("FIXTURE-SCHEMATIC {id}")), "{text}");
+    for line in meta {
+        assert!(lines.iter().any(|l| l == line), "{line} in:\n{text}");
+    }
+    assert!(!text.contains("FIXTURE-ERROR"), "{text}");
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("FIXTURE-DONE"),
+        "{text}"
+    );
 }
 
 /// A factory serving the fixture release on a loopback port, with its own state directory.
@@ -267,5 +323,51 @@ impl TestFactory {
             factory,
             _state: state,
         }
+    }
+}
+
+impl TestFactory {
+    /// Creates a schematic and returns its ID.
+    pub async fn create_schematic(&self, body: &str) -> String {
+        let response = reqwest::Client::new()
+            .post(format!("{}/schematics", self.base))
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("POST /schematics");
+        assert_eq!(response.status(), 201);
+        let created: serde_json::Value = response.json().await.expect("JSON answer");
+        created["id"].as_str().expect("an id").to_string()
+    }
+
+    /// `GET {base}{path}`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        reqwest::get(format!("{}{path}", self.base))
+            .await
+            .expect("GET answers")
+    }
+
+    /// Streams `GET {base}{path}` into `file`, expecting 200; returns the byte count.
+    pub async fn download_to(&self, path: &str, file: &Path) -> u64 {
+        use futures_util::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let response = self.get(path).await;
+        let status = response.status();
+        if status != 200 {
+            let body = response.text().await.unwrap_or_default();
+            panic!("{path}: {status}: {body}");
+        }
+        let mut out = tokio::fs::File::create(file)
+            .await
+            .expect("create download");
+        let mut stream = response.bytes_stream();
+        let mut total = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.expect("body chunk");
+            total += chunk.len() as u64;
+            out.write_all(&chunk).await.expect("write download");
+        }
+        out.flush().await.expect("flush download");
+        total
     }
 }

@@ -2,7 +2,10 @@
 //! initramfs and command line boot in QEMU under SeaBIOS, the UKI boots under OVMF, the
 //! initramfs layout reads with cpio and unsquashfs, the UKI with objdump and pefile.
 
-use assets_tests::{TestFactory, boot_kernel, boot_uefi_disk, esp_with_loader, fixture_lines, run};
+use assets_tests::{
+    TestFactory, boot_kernel, boot_uefi_disk, esp_with_loader, expect_fixture_boot, fixture_lines,
+    run,
+};
 use image_factory::schematic::VANILLA_ID;
 use image_factory::source::ImageRef;
 use std::process::Command;
@@ -26,18 +29,6 @@ const SCHEMATIC: &str = "customization:
       - siderolabs/dummy-driver
 ";
 
-async fn create(factory: &TestFactory, body: &str) -> String {
-    let response = reqwest::Client::new()
-        .post(format!("{}/schematics", factory.base))
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let created: serde_json::Value = response.json().await.unwrap();
-    created["id"].as_str().unwrap().to_string()
-}
-
 async fn download(
     factory: &TestFactory,
     id: &str,
@@ -54,52 +45,28 @@ async fn download(
 }
 
 fn expect_boot(lines: &[String], id: &str, extensions: &[&str], meta: bool) {
-    let text = lines.join("\n");
-    assert!(
-        lines
-            .first()
-            .is_some_and(|l| l == &format!("FIXTURE-BOOT version={VERSION} arch=amd64")),
-        "{text}"
-    );
-    assert!(
-        text.contains("FIXTURE-CMDLINE ") && text.contains(" fixture.marker=42"),
-        "{text}"
-    );
-    for extension in extensions {
-        assert!(
-            lines
-                .iter()
-                .any(|line| line.starts_with(&format!("FIXTURE-EXTENSION {extension} "))),
-            "extension {extension} in:\n{text}"
-        );
-    }
-    assert!(
-        lines.contains(&format!("FIXTURE-EXTENSION schematic {id}")),
-        "{text}"
-    );
-    assert!(lines.contains(&format!("FIXTURE-SCHEMATIC {id}")), "{text}");
-    if meta {
-        assert!(
-            lines.contains(&"FIXTURE-META 0xa={\"externalIPs\":[\"1.2.3.4\"]}".to_string()),
-            "{text}"
-        );
-        assert!(
-            lines.contains(&"FIXTURE-META 0xc=fixture-meta".to_string()),
-            "{text}"
-        );
-    }
-    assert!(!text.contains("FIXTURE-ERROR"), "{text}");
-    assert_eq!(
-        lines.last().map(String::as_str),
-        Some("FIXTURE-DONE"),
-        "{text}"
+    let meta_lines: &[&str] = if meta {
+        &[
+            "FIXTURE-META 0xa={\"externalIPs\":[\"1.2.3.4\"]}",
+            "FIXTURE-META 0xc=fixture-meta",
+        ]
+    } else {
+        &[]
+    };
+    expect_fixture_boot(
+        lines,
+        VERSION,
+        id,
+        " fixture.marker=42",
+        extensions,
+        meta_lines,
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kernel_initramfs_and_cmdline_boot_under_seabios() {
     let factory = TestFactory::start(|_| {}).await;
-    let id = create(&factory, SCHEMATIC).await;
+    let id = factory.create_schematic(SCHEMATIC).await;
     let work = tempfile::tempdir().unwrap();
     let (_, kernel) = download(&factory, &id, "kernel-amd64").await;
     let (headers, initramfs) = download(&factory, &id, "initramfs-amd64.xz").await;
@@ -128,7 +95,7 @@ async fn kernel_initramfs_and_cmdline_boot_under_seabios() {
 #[tokio::test(flavor = "multi_thread")]
 async fn uki_boots_under_ovmf_and_reads_as_a_pe() {
     let factory = TestFactory::start(|_| {}).await;
-    let id = create(&factory, SCHEMATIC).await;
+    let id = factory.create_schematic(SCHEMATIC).await;
     let work = tempfile::tempdir().unwrap();
     let (headers, uki) = download(&factory, &id, "metal-amd64-uki.efi").await;
     assert_eq!(headers["content-type"], "application/efi");
@@ -192,8 +159,7 @@ async fn split_initramfs(factory: &TestFactory, initramfs: &[u8]) -> (Vec<u8>, V
 #[tokio::test(flavor = "multi_thread")]
 async fn initramfs_layout_reads_with_cpio_and_unsquashfs() {
     let factory = TestFactory::start(|_| {}).await;
-    let id = create(
-        &factory,
+    let id = factory.create_schematic(
         "customization:\n  systemExtensions:\n    officialExtensions: [siderolabs/amd-ucode, siderolabs/gvisor, siderolabs/realtek-firmware]\n",
     )
     .await;
@@ -272,7 +238,7 @@ async fn ipxe_script_matches_the_template() {
         config.http.external_pxe_url = "http://pxe.test:8080/".into();
     })
     .await;
-    create(&factory, "{}").await;
+    factory.create_schematic("{}").await;
     let (_, cmdline) = download(&factory, VANILLA_ID, "cmdline-metal-amd64").await;
     let cmdline = String::from_utf8(cmdline).unwrap();
     assert_eq!(
@@ -301,7 +267,7 @@ async fn ipxe_script_matches_the_template() {
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_cold_requests_run_one_build() {
     let factory = TestFactory::start(|_| {}).await;
-    let id = create(&factory, SCHEMATIC).await;
+    let id = factory.create_schematic(SCHEMATIC).await;
     let before = factory.factory.builds.started();
     let url = format!("{}/image/{id}/{VERSION}/initramfs-amd64.xz", factory.base);
     let requests = (0..32).map(|_| {
@@ -332,7 +298,7 @@ async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T
 #[tokio::test(flavor = "multi_thread")]
 async fn rebuilding_gives_identical_bytes() {
     let factory = TestFactory::start(|_| {}).await;
-    let id = create(&factory, SCHEMATIC).await;
+    let id = factory.create_schematic(SCHEMATIC).await;
     let mut first = Vec::new();
     for path in ["initramfs-amd64.xz", "metal-amd64-uki.efi"] {
         first.push(download(&factory, &id, path).await.1);
@@ -358,7 +324,7 @@ async fn rebuilding_gives_identical_bytes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn image_route_statuses_and_headers() {
     let factory = TestFactory::start(|_| {}).await;
-    create(&factory, "{}").await;
+    factory.create_schematic("{}").await;
     let client = reqwest::Client::new();
     let get = |path: String| {
         let client = client.clone();
@@ -395,8 +361,7 @@ async fn image_route_statuses_and_headers() {
     ))
     .await;
     assert_eq!(response.status(), 200);
-    let id = create(
-        &factory,
+    let id = factory.create_schematic(
         "customization:\n  systemExtensions:\n    officialExtensions: [siderolabs/nonexistent]\n",
     )
     .await;

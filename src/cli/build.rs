@@ -157,15 +157,16 @@ pub fn run(args: BuildArgs) -> Result<(), String> {
         &format!("{} bytes to {}", asset.size, args.output.display()),
     );
     if args.output.as_os_str() == "-" {
-        let bytes =
-            std::fs::read(&asset.path).map_err(|e| format!("reading the built asset: {e}"))?;
-        std::io::stdout()
-            .write_all(&bytes)
+        let mut file = std::fs::File::open(&asset.path)
+            .map_err(|e| format!("reading the built asset: {e}"))?;
+        let mut stdout = std::io::stdout().lock();
+        std::io::copy(&mut file, &mut stdout)
+            .and_then(|_| stdout.flush())
             .map_err(|e| format!("cannot write standard output: {e}"))?;
     } else {
         let temporary = args.output.with_extension("partial");
-        std::fs::copy(&asset.path, &temporary)
-            .and_then(|_| std::fs::rename(&temporary, &args.output))
+        copy_sparse(&asset.path, &temporary)
+            .and_then(|()| std::fs::rename(&temporary, &args.output))
             .map_err(|e| {
                 let _ = std::fs::remove_file(&temporary);
                 format!("cannot write {}: {e}", args.output.display())
@@ -174,4 +175,27 @@ pub fn run(args: BuildArgs) -> Result<(), String> {
     progress.stage("done", &format!("sha256 {}", asset.sha256));
     progress.finish();
     Ok(())
+}
+
+/// Copies `from` to `to`, leaving runs of zeros as holes (disk images are mostly zeros).
+fn copy_sparse(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut input = std::fs::File::open(from)?;
+    let mut output = std::fs::File::create(to)?;
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let read = input.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        if buffer[..read].iter().all(|byte| *byte == 0) {
+            output.seek(SeekFrom::Current(read as i64))?;
+        } else {
+            output.write_all(&buffer[..read])?;
+        }
+        size += read as u64;
+    }
+    output.set_len(size)?;
+    output.sync_all()
 }

@@ -4,6 +4,7 @@
 
 use super::EngineError;
 use super::initramfs::SOURCE_DATE_EPOCH;
+use crate::profile::TalosVersion;
 
 const PE_OFFSET: usize = 0x80;
 const COFF_SIZE: usize = 20;
@@ -50,6 +51,75 @@ fn round_up(value: u64, alignment: u64) -> u64 {
     } else {
         value.div_ceil(alignment) * alignment
     }
+}
+
+/// A second boot profile: its `.profile` text and the arguments added to the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtraProfile {
+    pub profile: &'static str,
+    pub extra_args: &'static str,
+}
+
+/// The reset profile of UKIs on disk images and in installers.
+pub const RESET_MAINTENANCE: ExtraProfile = ExtraProfile {
+    profile: "ID=reset-maintenance\nTITLE=Reset to maintenance mode",
+    extra_args: " talos.experimental.wipe=system:EPHEMERAL,STATE",
+};
+
+/// The sections of a Talos UKI in the imager's order (imager.md §7.1), without Secure Boot.
+/// Profiles exist from Talos 1.10: `main`, then `extra` if given.
+pub fn talos_sections(
+    version: &TalosVersion,
+    cmdline: &str,
+    kernel: Vec<u8>,
+    initramfs: Vec<u8>,
+    extra: Option<ExtraProfile>,
+) -> Vec<Section> {
+    let mut sections = vec![
+        Section {
+            name: ".osrel",
+            data: os_release(&version.tag()).into_bytes(),
+        },
+        Section {
+            name: ".cmdline",
+            data: cmdline.as_bytes().to_vec(),
+        },
+    ];
+    if let Some(release) = bzimage_release(&kernel) {
+        sections.push(Section {
+            name: ".uname",
+            data: release.into_bytes(),
+        });
+    }
+    sections.push(Section {
+        name: ".splash",
+        data: splash(),
+    });
+    sections.push(Section {
+        name: ".linux",
+        data: kernel,
+    });
+    sections.push(Section {
+        name: ".initrd",
+        data: initramfs,
+    });
+    if version.at_least(1, 10, 0) {
+        sections.push(Section {
+            name: ".profile",
+            data: b"ID=main".to_vec(),
+        });
+        if let Some(extra) = extra {
+            sections.push(Section {
+                name: ".profile",
+                data: extra.profile.as_bytes().to_vec(),
+            });
+            sections.push(Section {
+                name: ".cmdline",
+                data: format!("{cmdline}{}", extra.extra_args).into_bytes(),
+            });
+        }
+    }
+    sections
 }
 
 /// Appends `sections` to `stub`.

@@ -5,11 +5,14 @@
 
 use super::{Factory, ServiceError};
 use crate::config::Config;
+use crate::engine::disk::{self, Bootloader, SdBootDisk};
 use crate::engine::extension;
+use crate::engine::initramfs::SOURCE_DATE_EPOCH;
 use crate::engine::initramfs::{self, ExtensionSet};
 use crate::engine::uki;
 use crate::error::ErrorKind;
-use crate::profile::{self, OutputKind, PathProfile, TalosVersion};
+use crate::format::{Compression, SparseImage};
+use crate::profile::{self, DiskFormat, OutFormat, OutputKind, PathProfile, TalosVersion};
 use crate::schematic::{Schematic, SchematicId};
 use crate::source::oci::Digest;
 use crate::source::{FileTree, ImageRef};
@@ -54,7 +57,7 @@ const EXTENSION_ALIASES: &[(&str, &str)] = &[
 ];
 
 /// Bumped whenever the engine's output for the same inputs changes, so old entries miss.
-const ENGINE_GENERATION: &str = "image-factory asset pipeline 1";
+const ENGINE_GENERATION: &str = "image-factory asset pipeline 2";
 
 /// One asset to serve.
 #[derive(Debug, Clone)]
@@ -74,6 +77,8 @@ pub struct Plan {
     /// `(catalog name, image pinned by digest)` in schematic order.
     pub extensions: Vec<(String, ImageRef)>,
     pub cmdline: String,
+    /// The boot arrangement of a disk image.
+    pub bootloader: Option<Bootloader>,
     pub key: String,
 }
 
@@ -166,7 +171,11 @@ impl Factory {
         let kind = request.path.kind;
         if !matches!(
             kind,
-            OutputKind::Kernel | OutputKind::Cmdline | OutputKind::Initramfs | OutputKind::Uki
+            OutputKind::Kernel
+                | OutputKind::Cmdline
+                | OutputKind::Initramfs
+                | OutputKind::Uki
+                | OutputKind::Image
         ) {
             return Err(refused(
                 ErrorKind::InvalidInput,
@@ -206,6 +215,10 @@ impl Factory {
                 format!("unknown platform {:?}", request.path.platform),
             ));
         }
+        let bootloader = match &request.path.image {
+            Some(image) => Some(Self::check_disk_image(&request, image)?),
+            None => None,
+        };
         self.catalogs.require_available(&version.version).await?;
 
         let mut extensions = Vec::new();
@@ -260,12 +273,14 @@ impl Factory {
         for (name, image) in &extensions {
             hasher.update(format!("{name}={image}\0").as_bytes());
         }
+        hasher.update(format!("{:?}\0{bootloader:?}\0", request.path).as_bytes());
         let key = crate::source::oci::hex(&hasher.finalize());
         Ok(Plan {
             request,
             imager,
             extensions,
             cmdline,
+            bootloader,
             key,
         })
     }
@@ -340,10 +355,26 @@ impl Factory {
         let started = std::time::Instant::now();
         let key = plan.key.clone();
         let kind = plan.request.path.kind;
-        let bytes = self.build_bytes(&plan).await.map_err(shared)?;
         let builds = self.builds.clone();
-        let asset = tokio::task::spawn_blocking(move || builds.cache.put(&key, &bytes))
+        let stored = if kind == OutputKind::Image {
+            let image = self.disk_image(&plan).await.map_err(shared)?;
+            let compression = match plan.request.path.out_format {
+                OutFormat::Zstd => Compression::Zstd,
+                OutFormat::Xz => Compression::Xz,
+                OutFormat::Gz => Compression::Gzip,
+                OutFormat::Raw | OutFormat::TarGz => Compression::None,
+            };
+            tokio::task::spawn_blocking(move || {
+                builds.cache.put_with(&key, |sink| {
+                    crate::format::encode(&image, compression, sink)
+                })
+            })
             .await
+        } else {
+            let bytes = self.build_bytes(&plan).await.map_err(shared)?;
+            tokio::task::spawn_blocking(move || builds.cache.put(&key, &bytes)).await
+        };
+        let asset = stored
             .map_err(|error| shared(ServiceError::Task(error.to_string())))?
             .map_err(|error| shared(ServiceError::Task(error)))?;
         tracing::info!(
@@ -386,55 +417,7 @@ impl Factory {
                 Self::imager_file(&imager, &format!("usr/install/{arch}/vmlinuz"))
             }
             OutputKind::Initramfs => self.initramfs(plan).await,
-            OutputKind::Uki => {
-                let initramfs = self.initramfs(plan).await?;
-                let imager = self.imager(&plan.imager).await?;
-                let kernel = Self::imager_file(&imager, &format!("usr/install/{arch}/vmlinuz"))?;
-                let stub =
-                    Self::imager_file(&imager, &format!("usr/install/{arch}/systemd-stub.efi"))?;
-                let version = plan.request.version.clone();
-                let cmdline = plan.cmdline.clone();
-                tokio::task::spawn_blocking(move || {
-                    let mut sections = vec![
-                        uki::Section {
-                            name: ".osrel",
-                            data: uki::os_release(&version.tag()).into_bytes(),
-                        },
-                        uki::Section {
-                            name: ".cmdline",
-                            data: cmdline.into_bytes(),
-                        },
-                    ];
-                    if let Some(release) = uki::bzimage_release(&kernel) {
-                        sections.push(uki::Section {
-                            name: ".uname",
-                            data: release.into_bytes(),
-                        });
-                    }
-                    sections.push(uki::Section {
-                        name: ".splash",
-                        data: uki::splash(),
-                    });
-                    sections.push(uki::Section {
-                        name: ".linux",
-                        data: kernel,
-                    });
-                    sections.push(uki::Section {
-                        name: ".initrd",
-                        data: initramfs,
-                    });
-                    if version.at_least(1, 10, 0) {
-                        sections.push(uki::Section {
-                            name: ".profile",
-                            data: b"ID=main".to_vec(),
-                        });
-                    }
-                    uki::assemble(&stub, &sections)
-                })
-                .await
-                .map_err(|error| ServiceError::Task(error.to_string()))?
-                .map_err(ServiceError::from)
-            }
+            OutputKind::Uki => self.uki(plan, None).await,
             other => Err(refused(
                 ErrorKind::InvalidInput,
                 format!(
@@ -443,6 +426,107 @@ impl Factory {
                 ),
             )),
         }
+    }
+
+    /// Refuses disk images this factory cannot build yet; returns the bootloader otherwise.
+    fn check_disk_image(
+        request: &AssetRequest,
+        image: &profile::ImageOptions,
+    ) -> Result<Bootloader, ServiceError> {
+        let bootloader = Bootloader::select(
+            request.schematic.customization.bootloader,
+            request.path.secureboot,
+            request.path.arch,
+            &request.version,
+        );
+        if bootloader != Bootloader::SdBoot {
+            return Err(refused(
+                ErrorKind::InvalidInput,
+                format!(
+                    "{} disk images are not supported by this factory yet; \
+                     set customization.bootloader: sd-boot in the schematic",
+                    bootloader.as_str()
+                ),
+            ));
+        }
+        if image.disk_format != DiskFormat::Raw {
+            return Err(refused(
+                ErrorKind::InvalidInput,
+                format!(
+                    "{:?} disk images are not supported by this factory yet",
+                    image.disk_format
+                ),
+            ));
+        }
+        if request.path.out_format == OutFormat::TarGz {
+            return Err(refused(
+                ErrorKind::InvalidInput,
+                ".tar.gz disk images are not supported by this factory yet",
+            ));
+        }
+        let sector = request.schematic.customization.disk_image.sector_size;
+        if !matches!(sector, 0 | 512 | 4096) {
+            return Err(refused(
+                ErrorKind::InvalidInput,
+                format!("disk image sector size {sector} is not supported (512 or 4096)"),
+            ));
+        }
+        Ok(bootloader)
+    }
+
+    /// The disk image of `plan` as a sparse image, ready for its container and compression.
+    async fn disk_image(&self, plan: &Plan) -> Result<SparseImage, ServiceError> {
+        let request = &plan.request;
+        let image = request
+            .path
+            .image
+            .as_ref()
+            .ok_or_else(|| refused(ErrorKind::Internal, "disk image without image options"))?;
+        let bootloader = plan.bootloader.unwrap_or(Bootloader::SdBoot);
+        let arch = request.path.arch;
+        let uki = self.uki(plan, Some(uki::RESET_MAINTENANCE)).await?;
+        let imager = self.imager(&plan.imager).await?;
+        let sd_boot = Self::imager_file(&imager, &format!("usr/install/{arch}/systemd-boot.efi"))?;
+        let sector = match request.schematic.customization.disk_image.sector_size {
+            0 => 512,
+            other => other,
+        };
+        let disk = SdBootDisk {
+            arch,
+            version: request.version.clone(),
+            disk_size: disk::disk_size(image.disk_size, bootloader, &request.version),
+            sector_size: sector,
+            sd_boot: sd_boot.into(),
+            uki: uki.into(),
+            meta: request.schematic.customization.meta.clone(),
+            mtime: SOURCE_DATE_EPOCH,
+        };
+        tokio::task::spawn_blocking(move || disk::sd_boot(&disk))
+            .await
+            .map_err(|error| ServiceError::Task(error.to_string()))?
+            .map_err(ServiceError::from)
+    }
+
+    /// The UKI of `plan`, with an extra boot profile for disk images and installers.
+    async fn uki(
+        &self,
+        plan: &Plan,
+        extra: Option<uki::ExtraProfile>,
+    ) -> Result<Vec<u8>, ServiceError> {
+        let arch = plan.request.path.arch.as_str();
+        let initramfs = self.initramfs(plan).await?;
+        let imager = self.imager(&plan.imager).await?;
+        let kernel = Self::imager_file(&imager, &format!("usr/install/{arch}/vmlinuz"))?;
+        let stub = Self::imager_file(&imager, &format!("usr/install/{arch}/systemd-stub.efi"))?;
+        let version = plan.request.version.clone();
+        let cmdline = plan.cmdline.clone();
+        tokio::task::spawn_blocking(move || {
+            let sections = uki::talos_sections(&version, &cmdline, kernel, initramfs, extra);
+            uki::assemble(&stub, &sections)
+        })
+        .await
+        .map_err(|error| ServiceError::Task(error.to_string()))?
+        .map_err(ServiceError::from)
     }
 
     /// The release's initramfs with the schematic's extensions appended.

@@ -3,11 +3,12 @@
 //! directory, renamed into place) and are verified before they are served; an entry that
 //! fails verification is discarded, so the asset is rebuilt.
 
+use crate::format::Sink;
 use crate::sign::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs;
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -107,6 +108,17 @@ impl AssetCache {
 
     /// Stores `bytes` under `key`, atomically; returns the new entry.
     pub fn put(&self, key: &str, bytes: &[u8]) -> Result<CachedAsset, String> {
+        self.put_with(key, |sink| sink.data(bytes, false))
+    }
+
+    /// Stores what `write` produces under `key`: written into a temporary entry (holes stay
+    /// holes in the file), hashed on the way, signed, then renamed into place. If `write`
+    /// fails, nothing is left behind.
+    pub fn put_with(
+        &self,
+        key: &str,
+        write: impl FnOnce(&mut dyn Sink) -> std::io::Result<()>,
+    ) -> Result<CachedAsset, String> {
         let temporary = self.root.join(format!(
             ".tmp-{key}-{}-{}",
             std::process::id(),
@@ -114,9 +126,18 @@ impl AssetCache {
         ));
         let result = (|| {
             fs::create_dir_all(&temporary).map_err(|e| io_error("create", &temporary, e))?;
-            let sha256 = crate::source::oci::hex(&Sha256::digest(bytes));
-            let size = bytes.len() as u64;
-            write_synced(&temporary.join("data"), bytes)?;
+            let data_path = temporary.join("data");
+            let file =
+                fs::File::create(&data_path).map_err(|e| io_error("create", &data_path, e))?;
+            let mut sink = FileSink {
+                file: std::io::BufWriter::with_capacity(1 << 20, file),
+                hasher: Sha256::new(),
+                size: 0,
+            };
+            write(&mut sink).map_err(|e| io_error("write", &data_path, e))?;
+            let (sha256, size) = sink
+                .finish()
+                .map_err(|e| io_error("write", &data_path, e))?;
             let record = Record {
                 size,
                 sha256: sha256.clone(),
@@ -163,6 +184,44 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), String> {
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(|e| io_error("write", path, e))
+}
+
+/// The data file of an entry being written: holes become file holes.
+struct FileSink {
+    file: std::io::BufWriter<fs::File>,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl Sink for FileSink {
+    fn data(&mut self, bytes: &[u8], _packed: bool) -> std::io::Result<()> {
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+        self.file.write_all(bytes)
+    }
+
+    fn zeros(&mut self, len: u64) -> std::io::Result<()> {
+        let zeros = [0u8; 64 * 1024];
+        let mut left = len;
+        while left > 0 {
+            let step = left.min(zeros.len() as u64) as usize;
+            self.hasher.update(&zeros[..step]);
+            left -= step as u64;
+        }
+        self.size += len;
+        let offset = i64::try_from(len).map_err(std::io::Error::other)?;
+        self.file.seek(SeekFrom::Current(offset)).map(drop)
+    }
+}
+
+impl FileSink {
+    fn finish(self) -> std::io::Result<(String, u64)> {
+        let file = self.file.into_inner().map_err(|e| e.into_error())?;
+        // A trailing hole only moved the position; the length makes it part of the file.
+        file.set_len(self.size)?;
+        file.sync_all()?;
+        Ok((crate::source::oci::hex(&self.hasher.finalize()), self.size))
+    }
 }
 
 fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {

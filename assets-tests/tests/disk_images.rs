@@ -1,0 +1,336 @@
+//! Disk images served over HTTP and checked with tools we did not write: sgdisk and fdisk
+//! read the GPT, fsck.fat and mtools the ESP, objdump the UKI on it, zstd/xz/gzip test and
+//! decode every compression to the raw image, and the images boot under OVMF with 512- and
+//! 4096-byte sectors, reading META from the META partition.
+
+use assets_tests::{
+    TestFactory, boot_uefi_disk_with_sectors, expect_fixture_boot, fixture_lines, run,
+};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const VERSION: &str = "v1.12.0";
+const MIB: u64 = 1024 * 1024;
+
+const SD_BOOT: &str = "customization:
+  extraKernelArgs:
+    - console=ttyS0
+    - fixture.marker=42
+  meta:
+    - key: 0xa
+      value: disk-meta
+  systemExtensions:
+    officialExtensions:
+      - siderolabs/gvisor
+      - siderolabs/dummy-driver
+  bootloader: sd-boot
+";
+
+fn sh(script: &str) -> String {
+    run(Command::new("sh").args(["-c", script]))
+}
+
+/// Copies the partition at `[start, start + len)` into its own (sparse) file.
+fn extract(disk: &Path, start: u64, len: u64, out: &Path) -> PathBuf {
+    run(Command::new("dd")
+        .arg(format!("if={}", disk.display()))
+        .arg(format!("of={}", out.display()))
+        .args(["bs=1M", "conv=sparse", "status=none"])
+        .arg(format!("skip={}", start / MIB))
+        .arg(format!("count={}", len / MIB)));
+    out.to_path_buf()
+}
+
+/// Downloads `path` compressed with zstd, tests and unpacks it; returns the raw image.
+async fn raw_image(factory: &TestFactory, id: &str, path: &str, work: &Path) -> PathBuf {
+    let packed = work.join("disk.raw.zst");
+    factory
+        .download_to(&format!("/image/{id}/{VERSION}/{path}"), &packed)
+        .await;
+    run(Command::new("zstd").arg("-t").arg(&packed));
+    let raw = work.join("disk.raw");
+    run(Command::new("zstd")
+        .args(["-d", "-q", "-f", "--sparse"])
+        .arg(&packed)
+        .arg("-o")
+        .arg(&raw));
+    raw
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sd_boot_image_is_valid_and_boots_under_ovmf() {
+    let work = tempfile::tempdir().unwrap();
+    let factory = TestFactory::start(|_| {}).await;
+    let id = factory.create_schematic(SD_BOOT).await;
+    let disk = raw_image(&factory, &id, "metal-amd64.raw.zst", work.path()).await;
+    // 1246 MiB + (2000 − 1000) MiB for Talos ≥ 1.11 with sd-boot.
+    assert_eq!(std::fs::metadata(&disk).unwrap().len(), 2_355_101_696);
+
+    let verify = run(Command::new("sgdisk").arg("-v").arg(&disk));
+    assert!(verify.contains("No problems found"), "{verify}");
+    let table = run(Command::new("sgdisk").arg("-p").arg(&disk));
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .filter(|l| l.trim_start().starts_with(['1', '2']))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert_eq!(
+        (rows[0][1], rows[0][2], rows[0][6]),
+        ("2048", "4304895", "EFI"),
+        "{table}"
+    );
+    assert_eq!(
+        (rows[1][1], rows[1][2], rows[1][6]),
+        ("4304896", "4306943", "META"),
+        "{table}"
+    );
+    let efi = run(Command::new("sgdisk").args(["-i", "1"]).arg(&disk));
+    assert!(
+        efi.contains("BCA5174B-0118-8A6A-AF0B-2C6E1585ACAE"),
+        "{efi}"
+    );
+    assert!(
+        efi.contains("C12A7328-F81F-11D2-BA4B-00A0C93EC93B"),
+        "{efi}"
+    );
+
+    let esp = extract(&disk, MIB, 2101 * MIB, &work.path().join("esp.img"));
+    let fsck = run(Command::new("fsck.fat").arg("-n").arg(&esp));
+    assert!(
+        fsck.contains("3 files") || fsck.contains("files,"),
+        "{fsck}"
+    );
+    let listing = run(Command::new("mdir")
+        .arg("-i")
+        .arg(&esp)
+        .args(["-/", "-b", "::"]));
+    for path in [
+        "::/EFI/boot/BOOTX64.efi",
+        "::/EFI/Linux/Talos-v1.12.0.efi",
+        "::/loader/loader.conf",
+    ] {
+        assert!(listing.lines().any(|l| l == path), "{path} in:\n{listing}");
+    }
+    let info = run(Command::new("minfo").arg("-i").arg(&esp).arg("::"));
+    assert!(info.contains("serial number: 1234ABCD"), "{info}");
+    assert!(info.contains("disk label=\"EFI        \""), "{info}");
+    let loader = run(Command::new("mtype")
+        .arg("-i")
+        .arg(&esp)
+        .arg("::/loader/loader.conf"));
+    assert_eq!(loader, "# systemd-boot configuration\n\ntimeout 10\n");
+
+    // The disk's UKI carries the reset profile after the main one.
+    let uki = work.path().join("talos.efi");
+    run(Command::new("mcopy")
+        .arg("-i")
+        .arg(&esp)
+        .arg("::/EFI/Linux/Talos-v1.12.0.efi")
+        .arg(&uki));
+    let sections = run(Command::new("objdump").arg("-h").arg(&uki));
+    let names: Vec<&str> = sections
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    let tail: Vec<&str> = names.iter().rev().take(4).rev().copied().collect();
+    assert_eq!(
+        tail,
+        [".initrd", ".profile", ".profile", ".cmdline"],
+        "{sections}"
+    );
+
+    let log = boot_uefi_disk_with_sectors(&disk, work.path(), 512);
+    let lines = fixture_lines(&log);
+    // Debian's systemd-stub 252 predates multi-profile UKIs and takes the last `.cmdline`
+    // (the reset profile's), so the base arguments are what must be there.
+    expect_fixture_boot(
+        &lines,
+        VERSION,
+        &id,
+        " fixture.marker=42",
+        &["gvisor", "dummy-driver"],
+        &["FIXTURE-META 0xa=disk-meta"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_compression_decodes_to_the_raw_image() {
+    let work = tempfile::tempdir().unwrap();
+    let factory = TestFactory::start(|_| {}).await;
+    let id = factory.create_schematic(SD_BOOT).await;
+    let raw = raw_image(&factory, &id, "metal-amd64.raw.zst", work.path()).await;
+    let size = std::fs::metadata(&raw).unwrap().len();
+
+    let head = reqwest::Client::new()
+        .head(format!(
+            "{}/image/{id}/{VERSION}/metal-amd64.raw",
+            factory.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"], size.to_string().as_str());
+    let range = reqwest::Client::new()
+        .get(format!(
+            "{}/image/{id}/{VERSION}/metal-amd64.raw",
+            factory.base
+        ))
+        .header("range", "bytes=0-1048575")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(range.status(), 206);
+    let start = range.bytes().await.unwrap();
+    let expected = std::fs::read(&raw).unwrap();
+    assert!(start[..] == expected[..1 << 20]);
+    drop(expected);
+
+    for (suffix, tool) in [("raw.xz", "xz"), ("raw.gz", "gzip"), ("raw", "")] {
+        let file = work.path().join(format!("disk.{suffix}"));
+        factory
+            .download_to(
+                &format!("/image/{id}/{VERSION}/metal-amd64.{suffix}"),
+                &file,
+            )
+            .await;
+        let compare = if tool.is_empty() {
+            format!("cmp {} {}", file.display(), raw.display())
+        } else {
+            sh(&format!("{tool} -t {}", file.display()));
+            format!("{tool} -dc {} | cmp - {}", file.display(), raw.display())
+        };
+        sh(&compare);
+        if !tool.is_empty() {
+            let packed = std::fs::metadata(&file).unwrap().len();
+            assert!(packed < 64 * MIB, "{suffix} is {packed} bytes");
+        }
+        std::fs::remove_file(&file).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn image_with_4096_byte_sectors_boots_under_ovmf() {
+    let work = tempfile::tempdir().unwrap();
+    let factory = TestFactory::start(|_| {}).await;
+    let id = factory
+        .create_schematic(
+            "customization:\n  extraKernelArgs: [console=ttyS0, fixture.marker=42]\n  \
+             bootloader: sd-boot\n  diskImage:\n    sectorSize: 4096\n",
+        )
+        .await;
+    let disk = raw_image(&factory, &id, "metal-amd64.raw.zst", work.path()).await;
+    let table = run(Command::new("fdisk").args(["-l", "-b", "4096"]).arg(&disk));
+    assert!(
+        table.contains("Sector size (logical/physical): 4096 bytes"),
+        "{table}"
+    );
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .filter(|l| l.starts_with(&disk.display().to_string()))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert_eq!(
+        (rows[0][1], rows[0][2]),
+        ("256", &(256 + 2101 * 256 - 1).to_string()[..]),
+        "{table}"
+    );
+    let esp = extract(&disk, MIB, 2101 * MIB, &work.path().join("esp.img"));
+    run(Command::new("fsck.fat").arg("-n").arg(&esp));
+    let info = run(Command::new("minfo").arg("-i").arg(&esp).arg("::"));
+    assert!(info.contains("sector size: 4096 bytes"), "{info}");
+
+    let log = boot_uefi_disk_with_sectors(&disk, work.path(), 4096);
+    expect_fixture_boot(
+        &fixture_lines(&log),
+        VERSION,
+        &id,
+        " fixture.marker=42",
+        &[],
+        &[],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disk_images_are_reproducible_and_per_arch() {
+    let work = tempfile::tempdir().unwrap();
+    let factory = TestFactory::start(|_| {}).await;
+    let id = factory.create_schematic(SD_BOOT).await;
+    let path = format!("/image/{id}/{VERSION}/metal-arm64.raw.xz");
+    let first = factory.get(&path).await.bytes().await.unwrap();
+    factory.factory.builds.cache.clear().unwrap();
+    let second = factory.get(&path).await.bytes().await.unwrap();
+    assert!(first == second, "two builds differ");
+
+    let file = work.path().join("arm64.raw.xz");
+    std::fs::write(&file, &first).unwrap();
+    let disk = work.path().join("arm64.raw");
+    sh(&format!(
+        "xz -dc {} | cp --sparse=always /dev/stdin {}",
+        file.display(),
+        disk.display()
+    ));
+    let esp = extract(&disk, MIB, 2101 * MIB, &work.path().join("esp.img"));
+    run(Command::new("fsck.fat").arg("-n").arg(&esp));
+    let listing = run(Command::new("mdir")
+        .arg("-i")
+        .arg(&esp)
+        .args(["-/", "-b", "::"]));
+    assert!(
+        listing.lines().any(|l| l == "::/EFI/boot/BOOTAA64.efi"),
+        "{listing}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unsupported_disk_images_are_refused_with_the_reason() {
+    let factory = TestFactory::start(|_| {}).await;
+    let vanilla = factory.create_schematic("{}").await;
+    let sd_boot = factory.create_schematic(SD_BOOT).await;
+    let odd_sector = factory
+        .create_schematic(
+            "customization:\n  bootloader: sd-boot\n  diskImage:\n    sectorSize: 1000\n",
+        )
+        .await;
+    for (id, version, path, message) in [
+        (
+            &vanilla,
+            VERSION,
+            "metal-amd64.raw.zst",
+            "dual-boot disk images are not supported",
+        ),
+        (
+            &vanilla,
+            "v1.9.6",
+            "metal-amd64.raw.xz",
+            "grub disk images are not supported",
+        ),
+        (
+            &sd_boot,
+            VERSION,
+            "metal-amd64.qcow2",
+            "Qcow2 disk images are not supported",
+        ),
+        (
+            &sd_boot,
+            VERSION,
+            "gcp-amd64.raw.tar.gz",
+            ".tar.gz disk images are not supported",
+        ),
+        (
+            &odd_sector,
+            VERSION,
+            "metal-amd64.raw.zst",
+            "sector size 1000 is not supported",
+        ),
+    ] {
+        let response = factory.get(&format!("/image/{id}/{version}/{path}")).await;
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains(message), "{path}: {body}");
+    }
+}
