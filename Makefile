@@ -11,7 +11,7 @@ REGISTRY_ADDR ?= 127.0.0.1:5000
 # zstd, xz-utils) and the independent checkers the tests use (skopeo, docker-registry, QEMU
 # with OVMF, dosfstools and mtools for ESPs, binutils' objdump and pefile for PE files).
 APT_PACKAGES := squashfs-tools cpio kmod zstd xz-utils skopeo docker-registry ovmf \
-  dosfstools mtools binutils python3-pefile gdisk fdisk
+  dosfstools mtools binutils python3-pefile gdisk fdisk xfsprogs grub-common grub-pc-bin
 
 .PHONY: all deps build fixtures run registry run-registry test lint bench clean
 

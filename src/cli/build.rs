@@ -172,7 +172,10 @@ pub fn run(args: BuildArgs) -> Result<(), String> {
                 format!("cannot write {}: {e}", args.output.display())
             })?;
     }
-    progress.stage("done", &format!("sha256 {}", asset.sha256));
+    progress.stage(
+        "done",
+        &format!("{} bytes, digest {}", asset.size, &asset.digest[..16]),
+    );
     progress.finish();
     Ok(())
 }

@@ -4,7 +4,12 @@
 //! form instead of compressing zeros byte by byte.
 
 pub mod gzip;
+pub mod ova;
+pub mod qcow2;
 pub mod sparse;
+pub mod tar;
+pub mod vhd;
+pub mod vmdk;
 pub mod xz;
 pub mod zstd;
 
@@ -17,6 +22,10 @@ pub enum FormatError {
     OutOfRange { offset: u64, len: u64, size: u64 },
     #[error("extent at {offset} overlaps the extent at {other}")]
     Overlap { offset: u64, other: u64 },
+    #[error("archive member name {0:?} is longer than 100 bytes")]
+    Name(String),
+    #[error("encoding: {0}")]
+    Encoding(String),
 }
 
 /// Where an image's bytes go, in order. `zeros` lets a receiver skip or encode a hole

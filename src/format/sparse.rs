@@ -99,6 +99,13 @@ impl SparseImage {
         Ok(())
     }
 
+    /// The stored ranges in order: offset, bytes, packed.
+    pub fn extents(&self) -> impl Iterator<Item = (u64, &Bytes, bool)> {
+        self.extents
+            .iter()
+            .map(|(offset, extent)| (*offset, &extent.bytes, extent.packed))
+    }
+
     /// Data and holes in order, covering the whole image.
     pub fn segments(&self) -> impl Iterator<Item = Segment<'_>> {
         let mut position = 0u64;

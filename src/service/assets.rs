@@ -131,6 +131,33 @@ fn refused(kind: ErrorKind, message: impl Into<String>) -> ServiceError {
     }
 }
 
+/// The cluster size of qemu-img's `cluster_size=<n>[k|M]` option (default 64 KiB).
+fn qcow2_cluster_bits(options: &str) -> Result<u32, ServiceError> {
+    let mut bits = 16;
+    for option in options.split(',').filter(|o| !o.is_empty()) {
+        let bad = || {
+            refused(
+                ErrorKind::InvalidInput,
+                format!("unsupported qcow2 option {option:?}"),
+            )
+        };
+        let value = option.strip_prefix("cluster_size=").ok_or_else(bad)?;
+        let (digits, unit) = match value.strip_suffix(['k', 'K']) {
+            Some(digits) => (digits, 1024u64),
+            None => match value.strip_suffix('M') {
+                Some(digits) => (digits, 1024 * 1024),
+                None => (value, 1),
+            },
+        };
+        let size = digits.parse::<u64>().map_err(|_| bad())? * unit;
+        if !size.is_power_of_two() || !(512..=2 * 1024 * 1024).contains(&size) {
+            return Err(bad());
+        }
+        bits = size.trailing_zeros();
+    }
+    Ok(bits)
+}
+
 impl Factory {
     /// Loads the schematic and parses version and path, with upstream's statuses.
     pub async fn asset_request(
@@ -361,8 +388,8 @@ impl Factory {
             let compression = match plan.request.path.out_format {
                 OutFormat::Zstd => Compression::Zstd,
                 OutFormat::Xz => Compression::Xz,
-                OutFormat::Gz => Compression::Gzip,
-                OutFormat::Raw | OutFormat::TarGz => Compression::None,
+                OutFormat::Gz | OutFormat::TarGz => Compression::Gzip,
+                OutFormat::Raw => Compression::None,
             };
             tokio::task::spawn_blocking(move || {
                 builds.cache.put_with(&key, |sink| {
@@ -449,20 +476,8 @@ impl Factory {
                 ),
             ));
         }
-        if image.disk_format != DiskFormat::Raw {
-            return Err(refused(
-                ErrorKind::InvalidInput,
-                format!(
-                    "{:?} disk images are not supported by this factory yet",
-                    image.disk_format
-                ),
-            ));
-        }
-        if request.path.out_format == OutFormat::TarGz {
-            return Err(refused(
-                ErrorKind::InvalidInput,
-                ".tar.gz disk images are not supported by this factory yet",
-            ));
+        if image.disk_format == DiskFormat::Qcow2 {
+            qcow2_cluster_bits(&image.disk_format_options)?;
         }
         let sector = request.schematic.customization.disk_image.sector_size;
         if !matches!(sector, 0 | 512 | 4096) {
@@ -501,10 +516,46 @@ impl Factory {
             meta: request.schematic.customization.meta.clone(),
             mtime: SOURCE_DATE_EPOCH,
         };
-        tokio::task::spawn_blocking(move || disk::sd_boot(&disk))
-            .await
-            .map_err(|error| ServiceError::Task(error.to_string()))?
-            .map_err(ServiceError::from)
+        let disk_format = image.disk_format;
+        let options = image.disk_format_options.clone();
+        let tarred = request.path.out_format == OutFormat::TarGz;
+        tokio::task::spawn_blocking(move || {
+            let layout = disk::sd_boot(&disk)?;
+            let fail = |error: crate::format::FormatError| {
+                ServiceError::Engine(crate::engine::EngineError::InvalidInput(error.to_string()))
+            };
+            let disk_id = crate::engine::gpt::guid_from_label("talos-image-disk");
+            let contained = match disk_format {
+                DiskFormat::Raw => layout,
+                DiskFormat::Qcow2 => {
+                    crate::format::qcow2::qcow2(&layout, qcow2_cluster_bits(&options)?)
+                        .map_err(fail)?
+                }
+                DiskFormat::Vhd => {
+                    crate::format::vhd::fixed(&layout, disk_id, SOURCE_DATE_EPOCH).map_err(fail)?
+                }
+                DiskFormat::Ova => crate::format::ova::ova(
+                    &layout,
+                    u32::from_be_bytes([disk_id[0], disk_id[1], disk_id[2], disk_id[3]]),
+                    SOURCE_DATE_EPOCH,
+                )
+                .map_err(fail)?,
+            };
+            if !tarred {
+                return Ok(contained);
+            }
+            crate::format::tar::archive(
+                vec![crate::format::tar::Member {
+                    name: "disk.raw".into(),
+                    mode: 0o644,
+                    content: contained,
+                }],
+                SOURCE_DATE_EPOCH,
+            )
+            .map_err(fail)
+        })
+        .await
+        .map_err(|error| ServiceError::Task(error.to_string()))?
     }
 
     /// The UKI of `plan`, with an extra boot profile for disk images and installers.

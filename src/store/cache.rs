@@ -2,6 +2,10 @@
 //! signed record of their digest and size. Entries appear atomically (built in a temporary
 //! directory, renamed into place) and are verified before they are served; an entry that
 //! fails verification is discarded, so the asset is rebuilt.
+//!
+//! The digest is SHA-256 over the SHA-256 of each 1 MiB chunk, so a disk image's holes
+//! cost one precomputed chunk digest each instead of hashing gigabytes of zeros; an entry is
+//! verified once per process (and again whenever its file changes).
 
 use crate::format::Sink;
 use crate::sign::{SigningKey, VerifyingKey};
@@ -17,20 +21,84 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct CachedAsset {
     pub path: PathBuf,
     pub size: u64,
-    /// Lowercase hex SHA-256 of the bytes.
-    pub sha256: String,
+    /// Lowercase hex chunked digest of the bytes (see the module documentation).
+    pub digest: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Record {
     size: u64,
-    sha256: String,
+    digest: String,
     /// Base64 DER ECDSA signature of [`signed_text`].
     signature: String,
 }
 
-fn signed_text(key: &str, sha256: &str, size: u64) -> String {
-    format!("image-factory asset v1\n{key}\n{sha256}\n{size}\n")
+fn signed_text(key: &str, digest: &str, size: u64) -> String {
+    format!("image-factory asset v2\n{key}\n{digest}\n{size}\n")
+}
+
+const CHUNK: usize = 1 << 20;
+
+/// SHA-256 of a whole chunk of zeros, computed once.
+fn zero_chunk_digest() -> &'static [u8] {
+    static DIGEST: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    DIGEST.get_or_init(|| Sha256::digest(vec![0u8; CHUNK]).to_vec())
+}
+
+/// The chunked digest, fed in order; whole chunks of zeros are never hashed.
+struct ChunkedDigest {
+    outer: Sha256,
+    chunk: Sha256,
+    filled: usize,
+}
+
+impl ChunkedDigest {
+    fn new() -> ChunkedDigest {
+        ChunkedDigest {
+            outer: Sha256::new(),
+            chunk: Sha256::new(),
+            filled: 0,
+        }
+    }
+
+    fn close_chunk(&mut self) {
+        let digest = std::mem::replace(&mut self.chunk, Sha256::new()).finalize();
+        self.outer.update(digest);
+        self.filled = 0;
+    }
+
+    fn update(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let step = bytes.len().min(CHUNK - self.filled);
+            self.chunk.update(&bytes[..step]);
+            self.filled += step;
+            bytes = &bytes[step..];
+            if self.filled == CHUNK {
+                self.close_chunk();
+            }
+        }
+    }
+
+    fn zeros(&mut self, mut len: u64) {
+        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        while len > 0 {
+            if self.filled == 0 && len >= CHUNK as u64 {
+                self.outer.update(zero_chunk_digest());
+                len -= CHUNK as u64;
+                continue;
+            }
+            let step = len.min((CHUNK - self.filled).min(ZEROS.len()) as u64) as usize;
+            self.update(&ZEROS[..step]);
+            len -= step as u64;
+        }
+    }
+
+    fn finish(mut self) -> String {
+        if self.filled > 0 {
+            self.close_chunk();
+        }
+        crate::source::oci::hex(&self.outer.finalize())
+    }
 }
 
 #[derive(Debug)]
@@ -39,6 +107,25 @@ pub struct AssetCache {
     signing: SigningKey,
     verifying: VerifyingKey,
     temporaries: AtomicU64,
+    /// Entries whose data was verified in this process, with the file state then.
+    verified: std::sync::Mutex<std::collections::HashMap<String, FileState>>,
+}
+
+/// What identifies one version of a data file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileState {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    digest: String,
+}
+
+fn file_state(path: &Path, digest: &str) -> Option<FileState> {
+    let metadata = fs::metadata(path).ok()?;
+    Some(FileState {
+        len: metadata.len(),
+        modified: metadata.modified().ok(),
+        digest: digest.to_string(),
+    })
 }
 
 fn io_error(what: &str, path: &Path, error: std::io::Error) -> String {
@@ -63,6 +150,7 @@ impl AssetCache {
             signing,
             verifying,
             temporaries: AtomicU64::new(0),
+            verified: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -82,17 +170,29 @@ impl AssetCache {
             Err(_) => return None,
         };
         let signature = crate::sign::decode_signature(&record.signature).unwrap_or_default();
-        let text = signed_text(key, &record.sha256, record.size);
+        let text = signed_text(key, &record.digest, record.size);
         if !self.verifying.verify(text.as_bytes(), &signature) {
             return self.discard(key, "signature does not verify");
         }
         let data = dir.join("data");
+        let state = file_state(&data, &record.digest);
+        let known = self.verified.lock().ok().and_then(|v| v.get(key).cloned());
+        if state.is_some() && known == state {
+            return Some(CachedAsset {
+                path: data,
+                size: record.size,
+                digest: record.digest,
+            });
+        }
         match hash_file(&data) {
-            Ok((sha256, size)) if sha256 == record.sha256 && size == record.size => {
+            Ok((digest, size)) if digest == record.digest && size == record.size => {
+                if let (Some(state), Ok(mut verified)) = (state, self.verified.lock()) {
+                    verified.insert(key.to_string(), state);
+                }
                 Some(CachedAsset {
                     path: data,
                     size,
-                    sha256,
+                    digest,
                 })
             }
             Ok(_) => self.discard(key, "content does not match its signed digest"),
@@ -102,6 +202,9 @@ impl AssetCache {
 
     fn discard(&self, key: &str, reason: &str) -> Option<CachedAsset> {
         tracing::warn!(key, reason, "discarding damaged asset cache entry");
+        if let Ok(mut verified) = self.verified.lock() {
+            verified.remove(key);
+        }
         let _ = fs::remove_dir_all(self.entry_dir(key));
         None
     }
@@ -131,20 +234,20 @@ impl AssetCache {
                 fs::File::create(&data_path).map_err(|e| io_error("create", &data_path, e))?;
             let mut sink = FileSink {
                 file: std::io::BufWriter::with_capacity(1 << 20, file),
-                hasher: Sha256::new(),
+                digest: ChunkedDigest::new(),
                 size: 0,
             };
             write(&mut sink).map_err(|e| io_error("write", &data_path, e))?;
-            let (sha256, size) = sink
+            let (digest, size) = sink
                 .finish()
                 .map_err(|e| io_error("write", &data_path, e))?;
             let record = Record {
                 size,
-                sha256: sha256.clone(),
+                digest: digest.clone(),
                 signature: crate::sign::encode_signature(
                     &self
                         .signing
-                        .sign(signed_text(key, &sha256, size).as_bytes()),
+                        .sign(signed_text(key, &digest, size).as_bytes()),
                 ),
             };
             let record = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
@@ -157,11 +260,13 @@ impl AssetCache {
             if let Ok(dir) = fs::File::open(&self.root) {
                 let _ = dir.sync_all();
             }
-            Ok(CachedAsset {
-                path: target.join("data"),
-                size,
-                sha256,
-            })
+            let path = target.join("data");
+            if let (Some(state), Ok(mut verified)) =
+                (file_state(&path, &digest), self.verified.lock())
+            {
+                verified.insert(key.to_string(), state);
+            }
+            Ok(CachedAsset { path, size, digest })
         })();
         if result.is_err() {
             let _ = fs::remove_dir_all(&temporary);
@@ -171,6 +276,9 @@ impl AssetCache {
 
     /// Removes every entry (used by tests and `cache clear`).
     pub fn clear(&self) -> Result<(), String> {
+        if let Ok(mut verified) = self.verified.lock() {
+            verified.clear();
+        }
         let entries = fs::read_dir(&self.root).map_err(|e| io_error("list", &self.root, e))?;
         for entry in entries.flatten() {
             fs::remove_dir_all(entry.path()).map_err(|e| io_error("remove", &entry.path(), e))?;
@@ -189,25 +297,19 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), String> {
 /// The data file of an entry being written: holes become file holes.
 struct FileSink {
     file: std::io::BufWriter<fs::File>,
-    hasher: Sha256,
+    digest: ChunkedDigest,
     size: u64,
 }
 
 impl Sink for FileSink {
     fn data(&mut self, bytes: &[u8], _packed: bool) -> std::io::Result<()> {
-        self.hasher.update(bytes);
+        self.digest.update(bytes);
         self.size += bytes.len() as u64;
         self.file.write_all(bytes)
     }
 
     fn zeros(&mut self, len: u64) -> std::io::Result<()> {
-        let zeros = [0u8; 64 * 1024];
-        let mut left = len;
-        while left > 0 {
-            let step = left.min(zeros.len() as u64) as usize;
-            self.hasher.update(&zeros[..step]);
-            left -= step as u64;
-        }
+        self.digest.zeros(len);
         self.size += len;
         let offset = i64::try_from(len).map_err(std::io::Error::other)?;
         self.file.seek(SeekFrom::Current(offset)).map(drop)
@@ -220,24 +322,38 @@ impl FileSink {
         // A trailing hole only moved the position; the length makes it part of the file.
         file.set_len(self.size)?;
         file.sync_all()?;
-        Ok((crate::source::oci::hex(&self.hasher.finalize()), self.size))
+        Ok((self.digest.finish(), self.size))
     }
 }
 
 fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
     let mut file = fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
+    let mut digest = ChunkedDigest::new();
+    let mut buffer = vec![0u8; CHUNK];
     let mut size = 0u64;
     loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
+        let mut filled = 0;
+        while filled < CHUNK {
+            let read = file.read(&mut buffer[filled..])?;
+            if read == 0 {
+                break;
+            }
+            filled += read;
+        }
+        if filled == 0 {
             break;
         }
-        hasher.update(&buffer[..read]);
-        size += read as u64;
+        if filled == CHUNK && buffer.iter().all(|byte| *byte == 0) {
+            digest.zeros(CHUNK as u64);
+        } else {
+            digest.update(&buffer[..filled]);
+        }
+        size += filled as u64;
+        if filled < CHUNK {
+            break;
+        }
     }
-    Ok((crate::source::oci::hex(&hasher.finalize()), size))
+    Ok((digest.finish(), size))
 }
 
 /// Loads the cache signing key from `path`, or creates one there (mode 0600) on first use.
@@ -284,5 +400,45 @@ mod tests {
         let other = AssetCache::open(&dir.path().join("cache"), SigningKey::generate()).unwrap();
         cache.put("k", b"asset bytes").unwrap();
         assert_eq!(other.get("k"), None, "a different key invalidates entries");
+    }
+
+    #[test]
+    fn holes_digest_like_the_zeros_they_stand_for() {
+        let mut sparse = ChunkedDigest::new();
+        let mut dense = ChunkedDigest::new();
+        sparse.update(b"head");
+        dense.update(b"head");
+        let hole = 3 * CHUNK as u64 + 12_345;
+        sparse.zeros(hole);
+        dense.update(&vec![0u8; hole as usize]);
+        sparse.update(b"tail");
+        dense.update(b"tail");
+        assert_eq!(sparse.finish(), dense.finish());
+
+        let dir = tempfile::tempdir().unwrap();
+        let cache = AssetCache::open(dir.path(), SigningKey::generate()).unwrap();
+        let entry = cache
+            .put_with("sparse", |sink| {
+                sink.data(b"head", false)?;
+                sink.zeros(hole)?;
+                sink.data(b"tail", false)?;
+                sink.zeros(100)
+            })
+            .unwrap();
+        assert_eq!(entry.size, 4 + hole + 4 + 100);
+        assert_eq!(fs::metadata(&entry.path).unwrap().len(), entry.size);
+        let fresh = AssetCache::open(dir.path(), cache.signing.clone()).unwrap();
+        assert_eq!(fresh.get("sparse"), Some(entry));
+        let failed = cache.put_with("broken", |sink| {
+            sink.data(b"partial", false)?;
+            Err(std::io::Error::other("encoder failed"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(cache.get("broken"), None);
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "nothing half-written is left"
+        );
     }
 }
