@@ -7,10 +7,12 @@ pub mod disk;
 pub mod extension;
 pub mod fat;
 pub mod gpt;
+pub mod grub;
 pub mod initramfs;
 pub mod meta;
 pub mod modules;
 pub mod uki;
+pub mod xfs;
 
 use crate::error::{Classify, ErrorKind};
 
