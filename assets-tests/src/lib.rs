@@ -176,6 +176,19 @@ pub fn boot_kernel(kernel: &Path, initrd: &Path, cmdline: &str) -> String {
     )
 }
 
+/// Boots `disk` (raw) from its MBR under SeaBIOS.
+pub fn boot_bios_disk(disk: &Path) -> String {
+    qemu(
+        &[
+            "-machine",
+            "accel=tcg",
+            "-drive",
+            &format!("file={},format=raw", disk.display()),
+        ],
+        Duration::from_secs(240),
+    )
+}
+
 /// Boots `disk` (raw) under OVMF with fresh EFI variables.
 pub fn boot_uefi_disk(disk: &Path, work: &Path) -> String {
     boot_uefi_disk_with_sectors(disk, work, 512)

@@ -5,7 +5,8 @@
 //! 512- and 4096-byte sectors, reading META from the META partition.
 
 use assets_tests::{
-    TestFactory, boot_uefi_disk_with_sectors, expect_fixture_boot, fixture_lines, run,
+    TestFactory, boot_bios_disk, boot_uefi_disk_with_sectors, expect_fixture_boot, fixture_lines,
+    run,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -153,6 +154,117 @@ async fn sd_boot_image_is_valid_and_boots_under_ovmf() {
         " fixture.marker=42",
         &["gvisor", "dummy-driver"],
         &["FIXTURE-META 0xa=disk-meta"],
+    );
+}
+
+/// The default amd64 layout: extensions, META and arguments, no bootloader chosen.
+const DUAL_BOOT: &str = "customization:
+  extraKernelArgs:
+    - console=ttyS0
+    - fixture.marker=42
+  meta:
+    - key: 0xa
+      value: disk-meta
+  systemExtensions:
+    officialExtensions:
+      - siderolabs/gvisor
+      - siderolabs/dummy-driver
+";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dual_boot_image_boots_under_seabios_and_ovmf() {
+    let work = tempfile::tempdir().unwrap();
+    let factory = TestFactory::start(|_| {}).await;
+    let id = factory.create_schematic(DUAL_BOOT).await;
+    let disk = raw_image(&factory, &id, "metal-amd64.raw.zst", work.path()).await;
+    // 1246 MiB + 1000 MiB + 1 MiB (BIOS) + 2000 MiB (BOOT).
+    assert_eq!(std::fs::metadata(&disk).unwrap().len(), 4_453_302_272);
+
+    let verify = run(Command::new("sgdisk").arg("-v").arg(&disk));
+    assert!(verify.contains("No problems found"), "{verify}");
+    let table = run(Command::new("sgdisk").arg("-p").arg(&disk));
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .filter(|l| l.trim_start().starts_with(['1', '2', '3', '4']))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let layout: Vec<(&str, &str, &str, &str)> =
+        rows.iter().map(|r| (r[1], r[2], r[5], r[6])).collect();
+    assert_eq!(
+        layout,
+        [
+            ("2048", "4304895", "EF00", "EFI"),
+            ("4304896", "4306943", "EF02", "BIOS"),
+            ("4306944", "8402943", "8300", "BOOT"),
+            ("8402944", "8404991", "8300", "META"),
+        ],
+        "{table}"
+    );
+    let bios = run(Command::new("sgdisk").args(["-A", "2:show"]).arg(&disk));
+    assert!(bios.contains("legacy BIOS bootable"), "{bios}");
+    let boot_part = run(Command::new("sgdisk").args(["-i", "3"]).arg(&disk));
+    assert!(
+        boot_part.contains("24C73076-4092-85DD-9D98-686A2DBF6D81"),
+        "{boot_part}"
+    );
+
+    let esp = extract(&disk, MIB, 2101 * MIB, &work.path().join("esp.img"));
+    run(Command::new("fsck.fat").arg("-n").arg(&esp));
+    std::fs::remove_file(&esp).unwrap();
+    let boot = extract(
+        &disk,
+        4_306_944 * 512,
+        2000 * MIB,
+        &work.path().join("boot.img"),
+    );
+    run(Command::new("xfs_repair").args(["-n", "-f"]).arg(&boot));
+    let label = run(Command::new("xfs_db")
+        .args(["-r", "-c", "label"])
+        .arg(&boot));
+    assert!(label.contains("\"BOOT\""), "{label}");
+    let config = run(Command::new("grub-fstest")
+        .arg(&boot)
+        .args(["cat", "/grub/grub.cfg"]));
+    assert!(
+        config.starts_with("set default=\"A - Talos v1.12.0\"\n"),
+        "{config}"
+    );
+    assert!(
+        config.contains(" fixture.marker=42 talos.experimental.wipe=system:EPHEMERAL,STATE\n"),
+        "{config}"
+    );
+    std::fs::remove_file(&boot).unwrap();
+
+    let meta = ["FIXTURE-META 0xa=disk-meta", "FIXTURE-META 0x11=dual-boot"];
+    let extensions = ["gvisor", "dummy-driver", "modules.dep"];
+    let log = boot_bios_disk(&disk);
+    let lines = fixture_lines(&log);
+    expect_fixture_boot(
+        &lines,
+        VERSION,
+        &id,
+        " fixture.marker=42",
+        &extensions,
+        &meta,
+    );
+    assert!(
+        lines[1].starts_with("FIXTURE-CMDLINE BOOT_IMAGE=/A/vmlinuz "),
+        "GRUB booted it: {lines:?}"
+    );
+
+    let log = boot_uefi_disk_with_sectors(&disk, work.path(), 512);
+    let lines = fixture_lines(&log);
+    expect_fixture_boot(
+        &lines,
+        VERSION,
+        &id,
+        " fixture.marker=42",
+        &extensions,
+        &meta,
+    );
+    assert!(
+        !lines[1].contains("BOOT_IMAGE="),
+        "systemd-boot booted the UKI: {lines:?}"
     );
 }
 
@@ -387,12 +499,6 @@ async fn unsupported_disk_images_are_refused_with_the_reason() {
         )
         .await;
     for (id, version, path, message) in [
-        (
-            &vanilla,
-            VERSION,
-            "metal-amd64.raw.zst",
-            "dual-boot disk images are not supported",
-        ),
         (
             &vanilla,
             "v1.9.6",

@@ -2,7 +2,7 @@
 //! one `grub-mkimage` makes from the same release files, and a GPT disk carrying our boot
 //! code, our `core.img` and our `grub.cfg` booted by SeaBIOS through GRUB.
 
-use assets_tests::{TestFactory, fixture_lines, qemu, run};
+use assets_tests::{TestFactory, boot_bios_disk, fixture_lines, run};
 use image_factory::engine::gpt::{self, Partition};
 use image_factory::engine::grub;
 use image_factory::schematic::VANILLA_ID;
@@ -11,7 +11,6 @@ use image_factory::source::flatten::Entry;
 use std::collections::BTreeMap;
 use std::io::{Seek, SeekFrom, Write};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 const VERSION: &str = "v1.12.0";
 const GRUB_DIR: &str = "usr/lib/grub/i386-pc";
@@ -272,15 +271,7 @@ async fn seabios_boots_through_our_grub() {
     let verify = run(Command::new("sgdisk").arg("-v").arg(&disk));
     assert!(verify.contains("No problems found"), "{verify}");
 
-    let log = qemu(
-        &[
-            "-machine",
-            "accel=tcg",
-            "-drive",
-            &format!("file={},format=raw", disk.display()),
-        ],
-        Duration::from_secs(180),
-    );
+    let log = boot_bios_disk(&disk);
     // SeaBIOS mirrors the text screen on the serial port: boot.img's message, then GRUB's
     // menu drawn from our grub.cfg.
     assert!(log.contains("GRUB loading"), "{log}");

@@ -2,7 +2,8 @@
 //! version, and the assembly of GPT, ESP and META into one sparse image.
 
 use super::fat::{self, FatFile, FatOptions};
-use super::{EngineError, gpt, meta};
+use super::xfs::{self, XfsDir, XfsFile, XfsOptions};
+use super::{EngineError, gpt, grub, meta};
 use crate::format::SparseImage;
 use crate::profile::{Arch, MIB, TalosVersion};
 use crate::schematic::{Bootloader as Requested, MetaValue};
@@ -78,19 +79,37 @@ pub fn esp_size(bootloader: Bootloader, version: &TalosVersion) -> u64 {
     }
 }
 
-/// Everything an sd-boot disk holds.
+/// GRUB for legacy BIOS: the release's `boot.img` and a `core.img` built for the disk.
 #[derive(Debug, Clone)]
-pub struct SdBootDisk {
+pub struct BiosGrub {
+    pub boot_img: Vec<u8>,
+    pub core_img: Vec<u8>,
+}
+
+/// Everything a disk image holds.
+#[derive(Debug, Clone)]
+pub struct DiskInputs {
     pub arch: Arch,
     pub version: TalosVersion,
+    pub bootloader: Bootloader,
     /// Size after the bootloader adjustment ([`disk_size`]).
     pub disk_size: u64,
     pub sector_size: u64,
-    /// systemd-boot's EFI binary.
+    /// systemd-boot's EFI binary (sd-boot and dual-boot).
     pub sd_boot: Bytes,
+    /// The UKI (sd-boot and dual-boot).
     pub uki: Bytes,
+    /// Kernel, initramfs and command line for GRUB's BOOT partition (dual-boot and grub).
+    pub kernel: Bytes,
+    pub initramfs: Bytes,
+    pub cmdline: String,
+    /// GRUB's EFI application for the ESP (grub).
+    pub grub_efi: Bytes,
+    /// GRUB for BIOS (amd64 with dual-boot or grub).
+    pub bios: Option<BiosGrub>,
+    /// The schematic's META values; the layout adds its own.
     pub meta: Vec<MetaValue>,
-    /// Unix time of every file on the ESP.
+    /// Unix time of every file.
     pub mtime: u32,
 }
 
@@ -104,26 +123,33 @@ fn efi_name(arch: Arch) -> &'static str {
 /// `loader/loader.conf` without Secure Boot key enrollment.
 pub const LOADER_CONF: &str = "# systemd-boot configuration\n\ntimeout 10\n";
 
-/// The ESP of an sd-boot disk: systemd-boot as the removable-media loader, the UKI under
-/// `EFI/Linux`, and the loader configuration.
-pub fn sd_boot_esp(disk: &SdBootDisk, size: u64) -> Result<SparseImage, EngineError> {
-    let files = [
-        FatFile {
-            path: format!("EFI/boot/{}", efi_name(disk.arch)),
-            bytes: disk.sd_boot.clone(),
+/// The ESP: systemd-boot and the UKI, or GRUB's EFI application.
+fn esp(disk: &DiskInputs, size: u64) -> Result<SparseImage, EngineError> {
+    let loader = format!("EFI/boot/{}", efi_name(disk.arch));
+    let files = match disk.bootloader {
+        Bootloader::Grub => vec![FatFile {
+            path: loader,
+            bytes: disk.grub_efi.clone(),
             packed: false,
-        },
-        FatFile {
-            path: format!("EFI/Linux/Talos-{}.efi", disk.version.tag()),
-            bytes: disk.uki.clone(),
-            packed: true,
-        },
-        FatFile {
-            path: "loader/loader.conf".into(),
-            bytes: Bytes::from_static(LOADER_CONF.as_bytes()),
-            packed: false,
-        },
-    ];
+        }],
+        Bootloader::SdBoot | Bootloader::DualBoot => vec![
+            FatFile {
+                path: loader,
+                bytes: disk.sd_boot.clone(),
+                packed: false,
+            },
+            FatFile {
+                path: format!("EFI/Linux/Talos-{}.efi", disk.version.tag()),
+                bytes: disk.uki.clone(),
+                packed: true,
+            },
+            FatFile {
+                path: "loader/loader.conf".into(),
+                bytes: Bytes::from_static(LOADER_CONF.as_bytes()),
+                packed: false,
+            },
+        ],
+    };
     fat::build(
         &FatOptions {
             size,
@@ -133,6 +159,45 @@ pub fn sd_boot_esp(disk: &SdBootDisk, size: u64) -> Result<SparseImage, EngineEr
             mtime: disk.mtime,
         },
         &files,
+    )
+}
+
+/// The XFS BOOT partition GRUB boots from.
+fn boot_partition(disk: &DiskInputs, size: u64) -> Result<SparseImage, EngineError> {
+    let reset = disk.bootloader == Bootloader::DualBoot || disk.version.at_least(1, 4, 0);
+    let config = grub::grub_cfg(&disk.version.tag(), &disk.cmdline, reset);
+    xfs::build(
+        &XfsOptions {
+            size,
+            sector_size: disk.sector_size,
+            label: "BOOT".into(),
+            uuid: gpt::guid_from_label("BOOT"),
+            mtime: disk.mtime,
+        },
+        &[XfsDir {
+            path: "grub".into(),
+            mode: 0o700,
+        }],
+        &[
+            XfsFile {
+                path: "A/vmlinuz".into(),
+                bytes: disk.kernel.clone(),
+                mode: 0o644,
+                packed: true,
+            },
+            XfsFile {
+                path: "A/initramfs.xz".into(),
+                bytes: disk.initramfs.clone(),
+                mode: 0o644,
+                packed: true,
+            },
+            XfsFile {
+                path: "grub/grub.cfg".into(),
+                bytes: Bytes::from(config.into_bytes()),
+                mode: 0o600,
+                packed: false,
+            },
+        ],
     )
 }
 
@@ -155,44 +220,108 @@ fn allocate(sector: u64, parts: &[(&'static str, &'static str, u64, u64)]) -> Ve
         .collect()
 }
 
-/// The whole sd-boot disk: GPT, ESP, META.
-pub fn sd_boot(disk: &SdBootDisk) -> Result<SparseImage, EngineError> {
+/// GPT attribute bit 2: legacy BIOS bootable.
+const LEGACY_BIOS_BOOTABLE: u64 = 1 << 2;
+const STATE_SIZE: u64 = 100 * MIB;
+
+/// The whole disk image for `disk.bootloader` (imager.md §5).
+pub fn build(disk: &DiskInputs) -> Result<SparseImage, EngineError> {
     let sector = disk.sector_size;
     if !matches!(sector, 512 | 4096) {
         return Err(EngineError::InvalidInput(format!(
             "disk sector size {sector} is not supported (512 or 4096)"
         )));
     }
-    let esp = esp_size(Bootloader::SdBoot, &disk.version);
-    let partitions = allocate(
-        sector,
-        &[
-            ("EFI", gpt::ESP_TYPE, esp, 0),
-            ("META", gpt::LINUX_DATA_TYPE, meta::PARTITION_SIZE as u64, 0),
-        ],
-    );
-    let needed = MIB + esp + meta::PARTITION_SIZE as u64 + MIB;
-    if disk.disk_size < needed {
+    let esp_bytes = esp_size(disk.bootloader, &disk.version);
+    let meta_bytes = meta::PARTITION_SIZE as u64;
+    let boot_bytes = boot_partition_size(&disk.version);
+    let bios_bytes = grub::BIOS_PARTITION_SIZE as u64;
+    let mut parts = vec![("EFI", gpt::ESP_TYPE, esp_bytes, 0)];
+    if disk.bootloader != Bootloader::SdBoot {
+        parts.push((
+            "BIOS",
+            gpt::BIOS_BOOT_TYPE,
+            bios_bytes,
+            LEGACY_BIOS_BOOTABLE,
+        ));
+        parts.push(("BOOT", gpt::LINUX_DATA_TYPE, boot_bytes, 0));
+    }
+    parts.push(("META", gpt::LINUX_DATA_TYPE, meta_bytes, 0));
+    // Before 1.8 the image also carried empty STATE and EPHEMERAL partitions.
+    let legacy = disk.bootloader == Bootloader::Grub && !disk.version.at_least(1, 8, 0);
+    if legacy {
+        parts.push(("STATE", gpt::LINUX_DATA_TYPE, STATE_SIZE, 0));
+    }
+    let used: u64 = MIB + parts.iter().map(|part| part.2).sum::<u64>();
+    // Room for the backup table (32 sectors of 512 or 4 of 4096, plus the header) too.
+    if disk.disk_size < used + MIB {
         return Err(EngineError::InvalidInput(format!(
-            "disk size {} is smaller than the {needed} bytes the partitions need",
-            disk.disk_size
+            "disk size {} is smaller than the {} bytes the partitions need",
+            disk.disk_size,
+            used + MIB
         )));
     }
+    let mut partitions = allocate(sector, &parts);
+    if legacy {
+        let last_lba = disk.disk_size / sector - 1;
+        let entry_sectors = 128 * 128 / sector;
+        partitions.push(gpt::Partition {
+            name: "EPHEMERAL",
+            type_guid: gpt::LINUX_DATA_TYPE,
+            first_lba: used / sector,
+            last_lba: last_lba - entry_sectors - 1,
+            attributes: 0,
+        });
+    }
+    let offset_of = |name: &str| -> u64 {
+        partitions
+            .iter()
+            .find(|partition| partition.name == name)
+            .map(|partition| partition.first_lba * sector)
+            .unwrap_or(0)
+    };
+
     let mut image = SparseImage::new(disk.disk_size);
     let fail = |error: crate::format::FormatError| EngineError::InvalidInput(error.to_string());
-    for (offset, bytes) in gpt::write(sector, disk.disk_size, &partitions) {
+    let bios = match (&disk.bios, disk.bootloader) {
+        (Some(bios), Bootloader::DualBoot | Bootloader::Grub) => Some(grub::install_bios(
+            &bios.boot_img,
+            &bios.core_img,
+            offset_of("BIOS") / sector,
+            sector,
+        )?),
+        _ => None,
+    };
+    for (offset, mut bytes) in gpt::write(sector, disk.disk_size, &partitions) {
+        // The MBR's boot code area is GRUB's; the table writer leaves it alone otherwise.
+        if let (0, Some((mbr_code, _))) = (offset, &bios) {
+            bytes[..mbr_code.len()].copy_from_slice(mbr_code);
+        }
         image.put(offset, bytes).map_err(fail)?;
     }
     image
-        .place(partitions[0].first_lba * sector, sd_boot_esp(disk, esp)?)
+        .place(offset_of("EFI"), esp(disk, esp_bytes)?)
         .map_err(fail)?;
-    if !disk.meta.is_empty() {
-        let mut adv = meta::partition(&disk.meta).map_err(EngineError::InvalidInput)?;
+    if disk.bootloader != Bootloader::SdBoot {
+        image
+            .place(offset_of("BOOT"), boot_partition(disk, boot_bytes)?)
+            .map_err(fail)?;
+        if let Some((_, core)) = bios {
+            image.put(offset_of("BIOS"), core).map_err(fail)?;
+        }
+    }
+    let mut values = disk.meta.clone();
+    if disk.bootloader == Bootloader::DualBoot && disk.arch == Arch::Amd64 {
+        values.push(MetaValue {
+            key: 0x11,
+            value: "dual-boot".into(),
+        });
+    }
+    if !values.is_empty() {
+        let mut adv = meta::partition(&values).map_err(EngineError::InvalidInput)?;
         // Both ADV copies; the rest of the partition stays a hole.
         adv.truncate(meta::PARTITION_SIZE / 2);
-        image
-            .put(partitions[1].first_lba * sector, adv)
-            .map_err(fail)?;
+        image.put(offset_of("META"), adv).map_err(fail)?;
     }
     Ok(image)
 }

@@ -5,18 +5,20 @@
 
 use super::{Factory, ServiceError};
 use crate::config::Config;
-use crate::engine::disk::{self, Bootloader, SdBootDisk};
+use crate::engine::disk::{self, BiosGrub, Bootloader, DiskInputs};
 use crate::engine::extension;
+use crate::engine::grub;
 use crate::engine::initramfs::SOURCE_DATE_EPOCH;
 use crate::engine::initramfs::{self, ExtensionSet};
 use crate::engine::uki;
 use crate::error::ErrorKind;
 use crate::format::{Compression, SparseImage};
-use crate::profile::{self, DiskFormat, OutFormat, OutputKind, PathProfile, TalosVersion};
+use crate::profile::{self, Arch, DiskFormat, OutFormat, OutputKind, PathProfile, TalosVersion};
 use crate::schematic::{Schematic, SchematicId};
 use crate::source::oci::Digest;
 use crate::source::{FileTree, ImageRef};
 use crate::store::cache::{AssetCache, CachedAsset, load_or_create_key};
+use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -466,14 +468,12 @@ impl Factory {
             request.path.arch,
             &request.version,
         );
-        if bootloader != Bootloader::SdBoot {
+        if bootloader == Bootloader::Grub {
             return Err(refused(
                 ErrorKind::InvalidInput,
-                format!(
-                    "{} disk images are not supported by this factory yet; \
-                     set customization.bootloader: sd-boot in the schematic",
-                    bootloader.as_str()
-                ),
+                "grub disk images are not supported by this factory yet; \
+                 set customization.bootloader: sd-boot or dual-boot in the schematic \
+                 (Talos ≥ 1.10)",
             ));
         }
         if image.disk_format == DiskFormat::Qcow2 {
@@ -499,20 +499,70 @@ impl Factory {
             .ok_or_else(|| refused(ErrorKind::Internal, "disk image without image options"))?;
         let bootloader = plan.bootloader.unwrap_or(Bootloader::SdBoot);
         let arch = request.path.arch;
-        let uki = self.uki(plan, Some(uki::RESET_MAINTENANCE)).await?;
         let imager = self.imager(&plan.imager).await?;
-        let sd_boot = Self::imager_file(&imager, &format!("usr/install/{arch}/systemd-boot.efi"))?;
+        let initramfs = self.initramfs(plan).await?;
+        let kernel = Self::imager_file(&imager, &format!("usr/install/{arch}/vmlinuz"))?;
+        let uses_uki = bootloader != Bootloader::Grub;
+        let uses_grub = bootloader != Bootloader::SdBoot;
+        let (uki, sd_boot) = if uses_uki {
+            let uki = self
+                .assemble_uki(
+                    plan,
+                    kernel.clone(),
+                    initramfs.clone(),
+                    Some(uki::RESET_MAINTENANCE),
+                )
+                .await?;
+            let sd_boot =
+                Self::imager_file(&imager, &format!("usr/install/{arch}/systemd-boot.efi"))?;
+            (uki.into(), sd_boot.into())
+        } else {
+            (Bytes::new(), Bytes::new())
+        };
+        let bios = if uses_grub && arch == Arch::Amd64 {
+            let imager = imager.clone();
+            let built = tokio::task::spawn_blocking(move || {
+                let grub_dir = "usr/lib/grub/i386-pc";
+                let boot_img = Self::imager_file(&imager, &format!("{grub_dir}/boot.img"))?;
+                let files = |name: &str| {
+                    imager
+                        .file(&format!("{grub_dir}/{name}"))
+                        .map(<[u8]>::to_vec)
+                };
+                let core_img = grub::bios_core_image(&files, grub::PREFIX, grub::BIOS_MODULES)?;
+                Ok::<_, ServiceError>(BiosGrub { boot_img, core_img })
+            })
+            .await
+            .map_err(|error| ServiceError::Task(error.to_string()))??;
+            Some(built)
+        } else {
+            None
+        };
         let sector = match request.schematic.customization.disk_image.sector_size {
             0 => 512,
             other => other,
         };
-        let disk = SdBootDisk {
+        let disk = DiskInputs {
             arch,
             version: request.version.clone(),
+            bootloader,
             disk_size: disk::disk_size(image.disk_size, bootloader, &request.version),
             sector_size: sector,
-            sd_boot: sd_boot.into(),
-            uki: uki.into(),
+            sd_boot,
+            uki,
+            kernel: if uses_grub {
+                kernel.into()
+            } else {
+                Bytes::new()
+            },
+            initramfs: if uses_grub {
+                initramfs.into()
+            } else {
+                Bytes::new()
+            },
+            cmdline: plan.cmdline.clone(),
+            grub_efi: Bytes::new(),
+            bios,
             meta: request.schematic.customization.meta.clone(),
             mtime: SOURCE_DATE_EPOCH,
         };
@@ -520,7 +570,7 @@ impl Factory {
         let options = image.disk_format_options.clone();
         let tarred = request.path.out_format == OutFormat::TarGz;
         tokio::task::spawn_blocking(move || {
-            let layout = disk::sd_boot(&disk)?;
+            let layout = disk::build(&disk)?;
             let fail = |error: crate::format::FormatError| {
                 ServiceError::Engine(crate::engine::EngineError::InvalidInput(error.to_string()))
             };
@@ -568,6 +618,18 @@ impl Factory {
         let initramfs = self.initramfs(plan).await?;
         let imager = self.imager(&plan.imager).await?;
         let kernel = Self::imager_file(&imager, &format!("usr/install/{arch}/vmlinuz"))?;
+        self.assemble_uki(plan, kernel, initramfs, extra).await
+    }
+
+    async fn assemble_uki(
+        &self,
+        plan: &Plan,
+        kernel: Vec<u8>,
+        initramfs: Vec<u8>,
+        extra: Option<uki::ExtraProfile>,
+    ) -> Result<Vec<u8>, ServiceError> {
+        let arch = plan.request.path.arch.as_str();
+        let imager = self.imager(&plan.imager).await?;
         let stub = Self::imager_file(&imager, &format!("usr/install/{arch}/systemd-stub.efi"))?;
         let version = plan.request.version.clone();
         let cmdline = plan.cmdline.clone();
