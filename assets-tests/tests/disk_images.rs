@@ -463,11 +463,19 @@ async fn disk_images_are_reproducible_and_per_arch() {
     let work = tempfile::tempdir().unwrap();
     let factory = TestFactory::start(|_| {}).await;
     let id = factory.create_schematic(SD_BOOT).await;
+    let dual_boot = factory.create_schematic(DUAL_BOOT).await;
     let path = format!("/image/{id}/{VERSION}/metal-arm64.raw.xz");
+    let dual_boot_path = format!("/image/{dual_boot}/{VERSION}/metal-amd64.raw.zst");
     let first = factory.get(&path).await.bytes().await.unwrap();
+    let first_dual_boot = factory.get(&dual_boot_path).await.bytes().await.unwrap();
     factory.factory.builds.cache.clear().unwrap();
     let second = factory.get(&path).await.bytes().await.unwrap();
-    assert!(first == second, "two builds differ");
+    let second_dual_boot = factory.get(&dual_boot_path).await.bytes().await.unwrap();
+    assert!(first == second, "two sd-boot builds differ");
+    assert!(
+        first_dual_boot == second_dual_boot,
+        "two dual-boot builds differ"
+    );
 
     let file = work.path().join("arm64.raw.xz");
     std::fs::write(&file, &first).unwrap();
