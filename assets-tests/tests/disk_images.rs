@@ -416,6 +416,42 @@ async fn containers_hold_the_raw_image() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn uncached_images_stream_while_they_are_built() {
+    use futures_util::StreamExt;
+    use sha2::{Digest, Sha256};
+    let factory = TestFactory::start(|_| {}).await;
+    let id = factory.create_schematic(SD_BOOT).await;
+    let path = format!("/image/{id}/{VERSION}/metal-amd64.raw");
+    let response = factory.get(&path).await;
+    assert_eq!(response.status(), 200);
+    // Only a response that starts before the build ends has no length to announce.
+    assert!(
+        response.headers().get("content-length").is_none(),
+        "{:?}",
+        response.headers()
+    );
+    let mut streamed = Sha256::new();
+    let mut size = 0u64;
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.expect("the stream completes");
+        size += chunk.len() as u64;
+        streamed.update(&chunk);
+    }
+    assert_eq!(size, 2_355_101_696);
+
+    let cached = factory.get(&path).await;
+    assert_eq!(cached.headers()["content-length"], size.to_string().as_str());
+    let mut stored = Sha256::new();
+    let mut body = cached.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        stored.update(&chunk.unwrap());
+    }
+    assert!(streamed.finalize() == stored.finalize(), "streamed bytes differ from the entry");
+    assert_eq!(factory.factory.builds.started(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn image_with_4096_byte_sectors_boots_under_ovmf() {
     let work = tempfile::tempdir().unwrap();
     let factory = TestFactory::start(|_| {}).await;

@@ -93,11 +93,26 @@ pub struct SharedError {
 
 type Outcome = Option<Result<CachedAsset, SharedError>>;
 
+/// What waiters of a build see: the data file being written and its final bytes so far,
+/// then the outcome.
+#[derive(Debug, Clone, Default)]
+pub struct BuildState {
+    pub partial: Option<(std::path::PathBuf, u64)>,
+    pub outcome: Outcome,
+}
+
+/// An asset ready in the cache, or one still being written that can be streamed.
+#[derive(Debug)]
+pub enum Delivery {
+    Ready(CachedAsset),
+    Growing(watch::Receiver<BuildState>),
+}
+
 /// Single-flight bookkeeping, the build slots and the cache.
 #[derive(Debug)]
 pub struct Builds {
     pub cache: AssetCache,
-    inflight: std::sync::Mutex<HashMap<String, watch::Receiver<Outcome>>>,
+    inflight: std::sync::Mutex<HashMap<String, watch::Receiver<BuildState>>>,
     slots: Arc<Semaphore>,
     started: AtomicU64,
     imagers: Mutex<Vec<(String, Arc<FileTree>)>>,
@@ -130,6 +145,26 @@ fn refused(kind: ErrorKind, message: impl Into<String>) -> ServiceError {
     ServiceError::Refused {
         kind,
         message: message.into(),
+    }
+}
+
+/// Waits for the outcome of a build.
+pub async fn finished(
+    receiver: &mut watch::Receiver<BuildState>,
+) -> Result<CachedAsset, ServiceError> {
+    let outcome = receiver
+        .wait_for(|state| state.outcome.is_some())
+        .await
+        .map_err(|_| ServiceError::Task("build task ended without a result".into()))?
+        .outcome
+        .clone();
+    match outcome {
+        Some(Ok(asset)) => Ok(asset),
+        Some(Err(error)) => Err(ServiceError::Refused {
+            kind: error.kind,
+            message: error.message,
+        }),
+        None => Err(ServiceError::Task("build produced nothing".into())),
     }
 }
 
@@ -316,6 +351,19 @@ impl Factory {
 
     /// The asset of `plan`, from the cache or built once for all concurrent callers.
     pub async fn asset(&self, plan: Plan) -> Result<CachedAsset, ServiceError> {
+        match self.delivery(plan, false).await? {
+            Delivery::Ready(asset) => Ok(asset),
+            Delivery::Growing(mut receiver) => finished(&mut receiver).await,
+        }
+    }
+
+    /// Like [`Factory::asset`], but hands out a build as soon as its first bytes are
+    /// written, so a response can stream it while it is made.
+    pub async fn asset_streaming(&self, plan: Plan) -> Result<Delivery, ServiceError> {
+        self.delivery(plan, true).await
+    }
+
+    async fn delivery(&self, plan: Plan, early: bool) -> Result<Delivery, ServiceError> {
         let builds = self.builds.clone();
         if let Some(hit) = tokio::task::spawn_blocking({
             let builds = builds.clone();
@@ -325,7 +373,7 @@ impl Factory {
         .await
         .map_err(|error| ServiceError::Task(error.to_string()))?
         {
-            return Ok(hit);
+            return Ok(Delivery::Ready(hit));
         }
         let mut receiver = {
             let mut inflight = builds
@@ -335,37 +383,45 @@ impl Factory {
             match inflight.get(&plan.key) {
                 Some(receiver) => receiver.clone(),
                 None => {
-                    let (sender, receiver) = watch::channel(None);
+                    let (sender, receiver) = watch::channel(BuildState::default());
                     inflight.insert(plan.key.clone(), receiver.clone());
                     let factory = self.clone();
+                    let sender = Arc::new(sender);
                     tokio::spawn(async move {
                         let key = plan.key.clone();
-                        let outcome = factory.run_build(plan).await;
+                        let outcome = factory.run_build(plan, sender.clone()).await;
                         if let Ok(mut inflight) = factory.builds.inflight.lock() {
                             inflight.remove(&key);
                         }
-                        let _ = sender.send(Some(outcome));
+                        sender.send_modify(|state| state.outcome = Some(outcome));
                     });
                     receiver
                 }
             }
         };
-        let outcome = receiver
-            .wait_for(Option::is_some)
-            .await
-            .map_err(|_| ServiceError::Task("build task ended without a result".into()))?
-            .clone();
-        match outcome {
-            Some(Ok(asset)) => Ok(asset),
-            Some(Err(error)) => Err(ServiceError::Refused {
-                kind: error.kind,
-                message: error.message,
-            }),
-            None => Err(ServiceError::Task("build produced nothing".into())),
+        if early {
+            receiver
+                .wait_for(|state| state.outcome.is_some() || state.partial.is_some())
+                .await
+                .map_err(|_| ServiceError::Task("build task ended without a result".into()))?;
+            let ready = receiver.borrow().outcome.clone();
+            return match ready {
+                Some(Ok(asset)) => Ok(Delivery::Ready(asset)),
+                Some(Err(error)) => Err(ServiceError::Refused {
+                    kind: error.kind,
+                    message: error.message,
+                }),
+                None => Ok(Delivery::Growing(receiver)),
+            };
         }
+        finished(&mut receiver).await.map(Delivery::Ready)
     }
 
-    async fn run_build(&self, plan: Plan) -> Result<CachedAsset, SharedError> {
+    async fn run_build(
+        &self,
+        plan: Plan,
+        state: Arc<watch::Sender<BuildState>>,
+    ) -> Result<CachedAsset, SharedError> {
         let shared = |error: ServiceError| {
             use crate::error::Classify;
             SharedError {
@@ -394,7 +450,10 @@ impl Factory {
                 OutFormat::Raw => Compression::None,
             };
             tokio::task::spawn_blocking(move || {
-                builds.cache.put_with(&key, |sink| {
+                let progress = |path: &std::path::Path, written: u64| {
+                    state.send_modify(|state| state.partial = Some((path.to_path_buf(), written)));
+                };
+                builds.cache.put_streaming(&key, &progress, |sink| {
                     crate::format::encode(&image, compression, sink)
                 })
             })

@@ -222,6 +222,18 @@ impl AssetCache {
         key: &str,
         write: impl FnOnce(&mut dyn Sink) -> std::io::Result<()>,
     ) -> Result<CachedAsset, String> {
+        self.put_streaming(key, &|_, _| {}, write)
+    }
+
+    /// Like [`AssetCache::put_with`], reporting the temporary data file and how many bytes
+    /// of it are final after every write, so readers can stream the entry while it is made
+    /// (reads past the file's end inside the reported length are zeros of a hole).
+    pub fn put_streaming(
+        &self,
+        key: &str,
+        progress: &(dyn Fn(&Path, u64) + Sync),
+        write: impl FnOnce(&mut dyn Sink) -> std::io::Result<()>,
+    ) -> Result<CachedAsset, String> {
         let temporary = self.root.join(format!(
             ".tmp-{key}-{}-{}",
             std::process::id(),
@@ -233,9 +245,11 @@ impl AssetCache {
             let file =
                 fs::File::create(&data_path).map_err(|e| io_error("create", &data_path, e))?;
             let mut sink = FileSink {
-                file: std::io::BufWriter::with_capacity(1 << 20, file),
+                file,
                 digest: ChunkedDigest::new(),
                 size: 0,
+                path: &data_path,
+                progress,
             };
             write(&mut sink).map_err(|e| io_error("write", &data_path, e))?;
             let (digest, size) = sink
@@ -294,34 +308,40 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .map_err(|e| io_error("write", path, e))
 }
 
-/// The data file of an entry being written: holes become file holes.
-struct FileSink {
-    file: std::io::BufWriter<fs::File>,
+/// The data file of an entry being written: holes become file holes. Writers hand over
+/// large pieces (encoders buffer), so writes go straight to the file and readers see them.
+struct FileSink<'a> {
+    file: fs::File,
     digest: ChunkedDigest,
     size: u64,
+    path: &'a Path,
+    progress: &'a (dyn Fn(&Path, u64) + Sync),
 }
 
-impl Sink for FileSink {
+impl Sink for FileSink<'_> {
     fn data(&mut self, bytes: &[u8], _packed: bool) -> std::io::Result<()> {
         self.digest.update(bytes);
+        self.file.write_all(bytes)?;
         self.size += bytes.len() as u64;
-        self.file.write_all(bytes)
+        (self.progress)(self.path, self.size);
+        Ok(())
     }
 
     fn zeros(&mut self, len: u64) -> std::io::Result<()> {
         self.digest.zeros(len);
-        self.size += len;
         let offset = i64::try_from(len).map_err(std::io::Error::other)?;
-        self.file.seek(SeekFrom::Current(offset)).map(drop)
+        self.file.seek(SeekFrom::Current(offset))?;
+        self.size += len;
+        (self.progress)(self.path, self.size);
+        Ok(())
     }
 }
 
-impl FileSink {
+impl FileSink<'_> {
     fn finish(self) -> std::io::Result<(String, u64)> {
-        let file = self.file.into_inner().map_err(|e| e.into_error())?;
         // A trailing hole only moved the position; the length makes it part of the file.
-        file.set_len(self.size)?;
-        file.sync_all()?;
+        self.file.set_len(self.size)?;
+        self.file.sync_all()?;
         Ok((self.digest.finish(), self.size))
     }
 }
