@@ -6,6 +6,12 @@
 //! (real-mode start-up plus an LZMA decoder), then the LZMA-compressed payload: the loaded
 //! image of `kernel.img` followed by a module area (modules in dependency order, then the
 //! prefix).
+//!
+//! The EFI image (`BOOTX64.efi`/`BOOTAA64.efi`) is built by [`efi_image`], in `grub/efi.rs`.
+
+mod efi;
+
+pub use efi::{EfiArch, efi_image};
 
 use super::EngineError;
 use liblzma::stream::{Action, Filters, LzmaOptions, PRESET_EXTREME, Status, Stream};
@@ -113,18 +119,30 @@ const LZMA_PB: u32 = 2;
 /// dictionary covering the whole payload compresses best.
 const LZMA_DICT_SIZE: u32 = 1 << 20;
 
-fn missing(what: &str) -> EngineError {
+const BIOS_FILES: &str = "GRUB i386-pc files";
+/// `moddep.lst` problems are the same whatever the platform.
+const MODULE_FILES: &str = "GRUB modules";
+
+fn missing_in(files: &'static str, what: &str) -> EngineError {
     EngineError::Io {
-        what: "GRUB i386-pc files",
+        what: files,
         reason: format!("{what} is missing"),
     }
 }
 
-fn invalid_file(reason: String) -> EngineError {
+fn invalid_in(files: &'static str, reason: String) -> EngineError {
     EngineError::Io {
-        what: "GRUB i386-pc files",
+        what: files,
         reason,
     }
+}
+
+fn missing(what: &str) -> EngineError {
+    missing_in(BIOS_FILES, what)
+}
+
+fn invalid_file(reason: String) -> EngineError {
+    invalid_in(BIOS_FILES, reason)
 }
 
 fn too_big(reason: String) -> EngineError {
@@ -132,10 +150,6 @@ fn too_big(reason: String) -> EngineError {
         what: "GRUB core.img",
         reason,
     }
-}
-
-fn align4(value: usize) -> usize {
-    value.div_ceil(4) * 4
 }
 
 fn le_u16(bytes: &[u8], at: usize) -> Option<u16> {
@@ -293,9 +307,9 @@ fn load_kernel(elf: &[u8]) -> Result<LoadedKernel, EngineError> {
 fn parse_moddep(text: &str) -> Result<HashMap<&str, Vec<&str>>, EngineError> {
     let mut deps = HashMap::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let (name, list) = line
-            .split_once(':')
-            .ok_or_else(|| invalid_file(format!("moddep.lst: invalid line {line:?}")))?;
+        let (name, list) = line.split_once(':').ok_or_else(|| {
+            invalid_in(MODULE_FILES, format!("moddep.lst: invalid line {line:?}"))
+        })?;
         // A later line for the same module wins, as in grub-mkimage.
         deps.insert(name, list.split_whitespace().collect());
     }
@@ -326,10 +340,13 @@ pub fn resolve_modules(moddep: &str, modules: &[&str]) -> Result<Vec<String>, En
             return Ok(());
         }
         if visiting.contains(&name) {
-            return Err(invalid_file(format!(
-                "moddep.lst: dependency cycle through {}",
-                visiting.join(" → ")
-            )));
+            return Err(invalid_in(
+                MODULE_FILES,
+                format!(
+                    "moddep.lst: dependency cycle through {}",
+                    visiting.join(" → ")
+                ),
+            ));
         }
         visiting.push(name);
         if let Some(list) = deps.get(name) {
@@ -349,26 +366,36 @@ pub fn resolve_modules(moddep: &str, modules: &[&str]) -> Result<Vec<String>, En
     Ok(order)
 }
 
-/// The uncompressed payload: the loaded kernel, then `grub_module_info32`, then each module
-/// and the prefix behind an 8-byte `{type, size}` header, all padded to 4 bytes.
-fn payload(
-    kernel: &[u8],
+/// The module area grub-mkimage appends to the loaded kernel: `grub_module_info32`
+/// (`{magic, offset, size}`, 12 bytes) or, for 64-bit targets, `grub_module_info64`
+/// (`{magic, padding, offset: u64, size: u64}`, 24 bytes), then each module and the prefix
+/// (NUL-terminated) behind an 8-byte `{type, size}` header, each padded to `word` bytes (the
+/// target's pointer size). `size` counts the whole area, headers included.
+fn module_area(
     modules: &[(String, Vec<u8>)],
     prefix: &str,
+    word: usize,
 ) -> Result<Vec<u8>, EngineError> {
-    let prefix_size = align4(prefix.len() + 1);
-    let total_module_size = 12
+    let align = |value: usize| value.div_ceil(word) * word;
+    let info_size = if word == 8 { 24 } else { 12 };
+    let prefix_size = align(prefix.len() + 1);
+    let total_module_size = info_size
         + modules
             .iter()
-            .map(|(_, bytes)| align4(bytes.len()) + 8)
+            .map(|(_, bytes)| align(bytes.len()) + 8)
             .sum::<usize>()
         + prefix_size
         + 8;
-    let mut out = Vec::with_capacity(kernel.len() + total_module_size);
-    out.extend_from_slice(kernel);
+    let mut out = Vec::with_capacity(total_module_size);
     out.extend_from_slice(&MODULE_MAGIC.to_le_bytes());
-    out.extend_from_slice(&12u32.to_le_bytes());
-    out.extend_from_slice(&size_u32(total_module_size, "module area")?.to_le_bytes());
+    if word == 8 {
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(info_size as u64).to_le_bytes());
+        out.extend_from_slice(&(total_module_size as u64).to_le_bytes());
+    } else {
+        out.extend_from_slice(&(info_size as u32).to_le_bytes());
+        out.extend_from_slice(&size_u32(total_module_size, "module area")?.to_le_bytes());
+    }
     let mut entry = |kind: u32, bytes: &[u8], padded: usize| -> Result<(), EngineError> {
         out.extend_from_slice(&kind.to_le_bytes());
         out.extend_from_slice(&size_u32(padded + 8, "module")?.to_le_bytes());
@@ -377,10 +404,55 @@ fn payload(
         Ok(())
     };
     for (_, bytes) in modules {
-        entry(OBJ_TYPE_ELF, bytes, align4(bytes.len()))?;
+        entry(OBJ_TYPE_ELF, bytes, align(bytes.len()))?;
     }
     entry(OBJ_TYPE_PREFIX, prefix.as_bytes(), prefix_size)?;
+    debug_assert_eq!(out.len(), total_module_size);
     Ok(out)
+}
+
+/// The uncompressed i386-pc payload: the loaded kernel, then the module area.
+fn payload(
+    kernel: &[u8],
+    modules: &[(String, Vec<u8>)],
+    prefix: &str,
+) -> Result<Vec<u8>, EngineError> {
+    let area = module_area(modules, prefix, 4)?;
+    let mut out = Vec::with_capacity(kernel.len() + area.len());
+    out.extend_from_slice(kernel);
+    out.extend_from_slice(&area);
+    Ok(out)
+}
+
+/// `modules` and their dependencies from `files` (a platform directory), in embedding order.
+/// `platform_files` names the directory in errors.
+fn load_modules(
+    files: &dyn Fn(&str) -> Option<Vec<u8>>,
+    modules: &[&str],
+    platform_files: &'static str,
+) -> Result<Vec<(String, Vec<u8>)>, EngineError> {
+    let moddep = files("moddep.lst").ok_or_else(|| missing_in(platform_files, "moddep.lst"))?;
+    let moddep = std::str::from_utf8(&moddep)
+        .map_err(|_| invalid_in(platform_files, "moddep.lst is not UTF-8".into()))?;
+    let order = resolve_modules(moddep, modules)?;
+    let mut loaded = Vec::with_capacity(order.len());
+    for name in order {
+        let file = format!("{name}.mod");
+        let bytes = files(&file)
+            .ok_or_else(|| missing_in(platform_files, &format!("GRUB module {name} ({file})")))?;
+        loaded.push((name, bytes));
+    }
+    Ok(loaded)
+}
+
+/// A NUL would end the prefix early at run time.
+fn check_prefix(prefix: &str) -> Result<(), EngineError> {
+    if prefix.contains('\0') {
+        return Err(EngineError::InvalidInput(
+            "GRUB prefix contains a NUL byte".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn lzma_error(error: liblzma::stream::Error) -> EngineError {
@@ -470,22 +542,9 @@ pub fn bios_core_image(
     prefix: &str,
     modules: &[&str],
 ) -> Result<Vec<u8>, EngineError> {
-    if prefix.contains('\0') {
-        return Err(EngineError::InvalidInput(
-            "GRUB prefix contains a NUL byte".into(),
-        ));
-    }
+    check_prefix(prefix)?;
     let read = |name: &str| files(name).ok_or_else(|| missing(name));
-    let moddep = read("moddep.lst")?;
-    let moddep =
-        std::str::from_utf8(&moddep).map_err(|_| invalid_file("moddep.lst is not UTF-8".into()))?;
-    let order = resolve_modules(moddep, modules)?;
-    let mut loaded = Vec::with_capacity(order.len());
-    for name in order {
-        let file = format!("{name}.mod");
-        let bytes = files(&file).ok_or_else(|| missing(&format!("GRUB module {name} ({file})")))?;
-        loaded.push((name, bytes));
-    }
+    let loaded = load_modules(files, modules, BIOS_FILES)?;
 
     let kernel = load_kernel(&read("kernel.img")?)?;
     if kernel.image.len() + kernel.bss_size + KERNEL_LINK_ADDR as usize > KERNEL_RUN_LIMIT {
