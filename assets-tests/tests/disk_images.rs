@@ -269,6 +269,93 @@ async fn dual_boot_image_boots_under_seabios_and_ovmf() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn grub_era_image_boots_under_seabios_and_ovmf() {
+    let work = tempfile::tempdir().unwrap();
+    let factory = TestFactory::start(|_| {}).await;
+    let id = factory.create_schematic(DUAL_BOOT).await;
+    let version = "v1.9.6";
+    let packed = work.path().join("disk.raw.xz");
+    factory
+        .download_to(
+            &format!("/image/{id}/{version}/metal-amd64.raw.xz"),
+            &packed,
+        )
+        .await;
+    run(Command::new("xz").arg("-t").arg(&packed));
+    let disk = work.path().join("disk.raw");
+    sh(&format!(
+        "xz -dc {} | cp --sparse=always /dev/stdin {}",
+        packed.display(),
+        disk.display()
+    ));
+    // Before 1.11 the BOOT partition is 1000 MiB, so the base size is unchanged.
+    assert_eq!(std::fs::metadata(&disk).unwrap().len(), 1246 * MIB);
+    let table = run(Command::new("sgdisk").arg("-p").arg(&disk));
+    let rows: Vec<(String, String, String)> = table
+        .lines()
+        .filter(|l| l.trim_start().starts_with(['1', '2', '3', '4']))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[1].to_string(), f[2].to_string(), f[6].to_string())
+        })
+        .collect();
+    let expected = [
+        ("2048", "206847", "EFI"),
+        ("206848", "208895", "BIOS"),
+        ("208896", "2256895", "BOOT"),
+        ("2256896", "2258943", "META"),
+    ];
+    let expected: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(rows, expected, "{table}");
+
+    let esp = extract(&disk, MIB, 100 * MIB, &work.path().join("esp.img"));
+    run(Command::new("fsck.fat").arg("-n").arg(&esp));
+    let listing = run(Command::new("mdir")
+        .arg("-i")
+        .arg(&esp)
+        .args(["-/", "-b", "::"]));
+    assert!(
+        listing.lines().any(|l| l == "::/EFI/boot/BOOTX64.efi"),
+        "{listing}"
+    );
+    let boot = extract(
+        &disk,
+        208_896 * 512,
+        1000 * MIB,
+        &work.path().join("boot.img"),
+    );
+    run(Command::new("xfs_repair").args(["-n", "-f"]).arg(&boot));
+
+    let meta = ["FIXTURE-META 0xa=disk-meta"];
+    let extensions = ["gvisor", "dummy-driver"];
+    for log in [
+        boot_bios_disk(&disk),
+        boot_uefi_disk_with_sectors(&disk, work.path(), 512),
+    ] {
+        let lines = fixture_lines(&log);
+        expect_fixture_boot(
+            &lines,
+            version,
+            &id,
+            " fixture.marker=42",
+            &extensions,
+            &meta,
+        );
+        assert!(
+            lines[1].starts_with("FIXTURE-CMDLINE BOOT_IMAGE=/A/vmlinuz "),
+            "GRUB booted it: {lines:?}"
+        );
+        assert!(
+            !lines.iter().any(|l| l.contains("0x11=")),
+            "no dual-boot marker: {lines:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn every_compression_decodes_to_the_raw_image() {
     let work = tempfile::tempdir().unwrap();
     let factory = TestFactory::start(|_| {}).await;
@@ -441,13 +528,19 @@ async fn uncached_images_stream_while_they_are_built() {
     assert_eq!(size, 2_355_101_696);
 
     let cached = factory.get(&path).await;
-    assert_eq!(cached.headers()["content-length"], size.to_string().as_str());
+    assert_eq!(
+        cached.headers()["content-length"],
+        size.to_string().as_str()
+    );
     let mut stored = Sha256::new();
     let mut body = cached.bytes_stream();
     while let Some(chunk) = body.next().await {
-        stored.update(&chunk.unwrap());
+        stored.update(chunk.unwrap());
     }
-    assert!(streamed.finalize() == stored.finalize(), "streamed bytes differ from the entry");
+    assert!(
+        streamed.finalize() == stored.finalize(),
+        "streamed bytes differ from the entry"
+    );
     assert_eq!(factory.factory.builds.started(), 1);
 }
 
@@ -534,7 +627,7 @@ async fn disk_images_are_reproducible_and_per_arch() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn unsupported_disk_images_are_refused_with_the_reason() {
+async fn bad_disk_image_requests_are_refused_with_the_reason() {
     let factory = TestFactory::start(|_| {}).await;
     let vanilla = factory.create_schematic("{}").await;
     let odd_sector = factory
@@ -544,16 +637,22 @@ async fn unsupported_disk_images_are_refused_with_the_reason() {
         .await;
     for (id, version, path, message) in [
         (
-            &vanilla,
-            "v1.9.6",
-            "metal-amd64.raw.xz",
-            "grub disk images are not supported",
-        ),
-        (
             &odd_sector,
             VERSION,
             "metal-amd64.raw.zst",
             "sector size 1000 is not supported",
+        ),
+        (
+            &vanilla,
+            VERSION,
+            "metal-amd64.raw.bz2",
+            "invalid profile path: \"metal-amd64.raw.bz2\"",
+        ),
+        (
+            &vanilla,
+            VERSION,
+            "metal-amd64-secureboot.raw.zst",
+            "secure boot is disabled",
         ),
     ] {
         let response = factory.get(&format!("/image/{id}/{version}/{path}")).await;

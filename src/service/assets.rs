@@ -527,14 +527,6 @@ impl Factory {
             request.path.arch,
             &request.version,
         );
-        if bootloader == Bootloader::Grub {
-            return Err(refused(
-                ErrorKind::InvalidInput,
-                "grub disk images are not supported by this factory yet; \
-                 set customization.bootloader: sd-boot or dual-boot in the schematic \
-                 (Talos ≥ 1.10)",
-            ));
-        }
         if image.disk_format == DiskFormat::Qcow2 {
             qcow2_cluster_bits(&image.disk_format_options)?;
         }
@@ -578,6 +570,20 @@ impl Factory {
         } else {
             (Bytes::new(), Bytes::new())
         };
+        let grub_efi = if bootloader == Bootloader::Grub {
+            let imager = imager.clone();
+            let efi = grub::EfiArch::from(arch);
+            tokio::task::spawn_blocking(move || {
+                let dir = format!("usr/lib/grub/{}", efi.platform());
+                let files = |name: &str| imager.file(&format!("{dir}/{name}")).map(<[u8]>::to_vec);
+                grub::efi_image(efi, &files, grub::PREFIX, grub::COMMON_MODULES)
+            })
+            .await
+            .map_err(|error| ServiceError::Task(error.to_string()))??
+            .into()
+        } else {
+            Bytes::new()
+        };
         let bios = if uses_grub && arch == Arch::Amd64 {
             let imager = imager.clone();
             let built = tokio::task::spawn_blocking(move || {
@@ -620,7 +626,7 @@ impl Factory {
                 Bytes::new()
             },
             cmdline: plan.cmdline.clone(),
-            grub_efi: Bytes::new(),
+            grub_efi,
             bios,
             meta: request.schematic.customization.meta.clone(),
             mtime: SOURCE_DATE_EPOCH,
