@@ -30,25 +30,54 @@ fn sh(script: &str, dir: &Path) -> Result<Duration> {
     timed(Command::new("sh").args(["-ec", script]).current_dir(dir))
 }
 
-/// Wall time and peak RSS (KiB, from GNU time) of `command`.
-fn timed_rss(command: &mut Command, report: &Path) -> Result<(Duration, u64)> {
+/// What GNU time reports for one command.
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    wall: Duration,
+    cpu: Duration,
+    /// Peak resident set, KiB.
+    rss: u64,
+}
+
+impl Usage {
+    /// Two commands run one after the other.
+    fn then(self, next: Usage) -> Usage {
+        Usage {
+            wall: self.wall + next.wall,
+            cpu: self.cpu + next.cpu,
+            rss: self.rss.max(next.rss),
+        }
+    }
+}
+
+/// Runs `command` under GNU time.
+fn measured(command: &mut Command, report: &Path) -> Result<Usage> {
     let mut wrapped = Command::new("/usr/bin/time");
     wrapped
-        .args(["-f", "%M", "-o"])
+        .args(["-f", "%U %S %M", "-o"])
         .arg(report)
         .arg(command.get_program())
         .args(command.get_args());
     if let Some(dir) = command.get_current_dir() {
         wrapped.current_dir(dir);
     }
-    let elapsed = timed(&mut wrapped)?;
+    let wall = timed(&mut wrapped)?;
     let text = fs::read_to_string(report).map_err(|e| e.to_string())?;
-    let rss = text
+    let fields: Vec<f64> = text
         .lines()
         .last()
-        .and_then(|line| line.trim().parse().ok())
-        .ok_or_else(|| format!("no peak RSS in {}", report.display()))?;
-    Ok((elapsed, rss))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    match fields[..] {
+        [user, system, rss] => Ok(Usage {
+            wall,
+            cpu: Duration::from_secs_f64(user + system),
+            rss: rss as u64,
+        }),
+        _ => Err(format!("unexpected GNU time report {text:?}")),
+    }
 }
 
 fn size_of(path: &Path) -> Result<u64> {
@@ -225,45 +254,14 @@ pub fn compare(workspace: &Path) -> Result<()> {
     disk_images(workspace, &work, &binary, &schematic, &imager)
 }
 
-/// The default amd64 disk image (dual-boot) compressed with zstd and xz: our CLI against the
-/// imager's pipeline (objcopy, mkfs.fat + mcopy, mkfs.xfs -p, grub-mkimage, sgdisk, dd, then
-/// zstd -T0 -18 / xz -T0 -0 of the whole raw file).
-#[allow(clippy::print_stdout)]
-fn disk_images(
-    workspace: &Path,
-    work: &Path,
-    binary: &Path,
-    schematic: &Path,
-    imager: &Path,
-) -> Result<()> {
-    let mut ours = Vec::new();
-    for asset in ["metal-amd64.raw.zst", "metal-amd64.raw.xz"] {
-        let output = work.join(format!("ours-{asset}"));
-        let (time, rss) = timed_rss(
-            Command::new(binary)
-                .args(["--log-level", "warn", "build", "--progress", "none"])
-                .args(["--version", VERSION])
-                .arg("--config")
-                .arg(workspace.join("fixtures/factory.yaml"))
-                .arg("--schematic")
-                .arg(schematic)
-                .arg("--state-dir")
-                .arg(work.join(format!("state-{asset}")))
-                .arg("--output")
-                .arg(&output)
-                .arg(asset)
-                .current_dir(workspace),
-            &work.join("rss.txt"),
-        )?;
-        ours.push((asset, time, rss, size_of(&output)?));
-    }
-
+/// The imager's pipeline for a dual-boot disk of `size` bytes: mkfs.fat + mcopy, mkfs.xfs
+/// -p, grub-mkimage, sgdisk, dd; leaves `disk.raw` in `dir`.
+fn tools_assembly(dir: &Path, work: &Path, imager: &Path, size: u64) -> Result<Usage> {
     let install = imager.join("usr/install/amd64");
     let grub = imager.join("usr/lib/grub/i386-pc");
-    let disk = work.join("disk");
-    fs::create_dir_all(&disk).map_err(|e| e.to_string())?;
+    fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     fs::write(
-        disk.join("proto"),
+        dir.join("proto"),
         format!(
             "/dev/null\n0 0\nd--755 0 0\nA d--755 0 0\nvmlinuz ---644 0 0 {install}/vmlinuz\n\
              initramfs.xz ---644 0 0 {work}/tools-initramfs.xz\n$\ngrub d--700 0 0\n\
@@ -275,8 +273,8 @@ fn disk_images(
     .map_err(|e| e.to_string())?;
     let modules = "part_gpt ext2 fat xfs normal configfile linux boot search search_fs_uuid \
                    search_fs_file ls cat echo test help reboot halt all_video biosdisk part_msdos";
-    let assemble = format!(
-        "truncate -s 4453302272 disk.raw
+    let script = format!(
+        "truncate -s {size} disk.raw
 sgdisk -q -n 1:2048:+2101M -t 1:EF00 -c 1:EFI -n 2:0:+1M -t 2:EF02 -c 2:BIOS \
   -n 3:0:+2000M -c 3:BOOT -n 4:0:+1M -c 4:META disk.raw
 truncate -s 2101M esp.img
@@ -292,82 +290,257 @@ dd if=esp.img of=disk.raw bs=1M seek=1 conv=notrunc,sparse status=none
 dd if=core.img of=disk.raw bs=512 seek=4304896 conv=notrunc status=none
 dd if=boot.img of=disk.raw bs=512 seek=4306944 conv=notrunc,sparse status=none
 dd if={grub}/boot.img of=disk.raw bs=446 count=1 conv=notrunc status=none
+rm esp.img boot.img
 ",
         install = install.display(),
         grub = grub.display(),
     );
-    let (assembly, assembly_rss) = timed_rss(
-        Command::new("sh")
-            .args(["-ec", &assemble])
-            .current_dir(&disk),
-        &work.join("rss.txt"),
+    measured(
+        Command::new("sh").args(["-ec", &script]).current_dir(dir),
+        &work.join("time.txt"),
+    )
+}
+
+const METAL_SIZE: u64 = 4_453_302_272;
+const AWS_SIZE: u64 = 11_736_711_168;
+
+/// Dual-boot disk images (the amd64 default) from our CLI against the imager's pipeline
+/// (then zstd -T0 -18, xz -T0 -0, qemu-img convert), plus time to first byte and peak RSS
+/// of the server for an uncached image.
+#[allow(clippy::print_stdout)]
+fn disk_images(
+    workspace: &Path,
+    work: &Path,
+    binary: &Path,
+    schematic: &Path,
+    imager: &Path,
+) -> Result<()> {
+    let report = work.join("time.txt");
+    let build = |asset: &str| -> Result<(Usage, u64)> {
+        let output = work.join(format!("ours-{asset}"));
+        let usage = measured(
+            Command::new(binary)
+                .args(["--log-level", "warn", "build", "--progress", "none"])
+                .args(["--version", VERSION])
+                .arg("--config")
+                .arg(workspace.join("fixtures/factory.yaml"))
+                .arg("--schematic")
+                .arg(schematic)
+                .arg("--state-dir")
+                .arg(work.join(format!("state-{asset}")))
+                .arg("--output")
+                .arg(&output)
+                .arg(asset)
+                .current_dir(workspace),
+            &report,
+        )?;
+        let size = size_of(&output)?;
+        let _ = fs::remove_file(&output);
+        let _ = fs::remove_dir_all(work.join(format!("state-{asset}")));
+        Ok((usage, size))
+    };
+
+    let metal = work.join("metal");
+    let assembly = tools_assembly(&metal, work, imager, METAL_SIZE)?;
+    let compress = |program: &str, args: &[&str], dir: &Path| -> Result<Usage> {
+        measured(Command::new(program).args(args).current_dir(dir), &report)
+    };
+    let raw_size = size_of(&metal.join("disk.raw"))?;
+    let zstd = compress(
+        "zstd",
+        &[
+            "-T0",
+            "-18",
+            "-q",
+            "-f",
+            "-k",
+            "disk.raw",
+            "-o",
+            "disk.raw.zst",
+        ],
+        &metal,
     )?;
-    let (zstd, zstd_rss) = timed_rss(
-        Command::new("zstd")
-            .args([
-                "-T0",
-                "-18",
-                "-q",
-                "-f",
-                "-k",
-                "disk.raw",
-                "-o",
-                "disk.raw.zst",
-            ])
-            .current_dir(&disk),
-        &work.join("rss.txt"),
+    let zstd_size = size_of(&metal.join("disk.raw.zst"))?;
+    let xz = compress("xz", &["-T0", "-0", "-f", "-k", "disk.raw"], &metal)?;
+    let xz_size = size_of(&metal.join("disk.raw.xz"))?;
+    let qcow2 = compress(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            "-o",
+            "cluster_size=8k",
+            "disk.raw",
+            "disk.qcow2",
+        ],
+        &metal,
     )?;
-    let (xz, xz_rss) = timed_rss(
-        Command::new("xz")
-            .args(["-T0", "-0", "-f", "-k", "disk.raw"])
-            .current_dir(&disk),
-        &work.join("rss.txt"),
-    )?;
-    let tools = [
+    let qcow2_size = size_of(&metal.join("disk.qcow2"))?;
+    let _ = fs::remove_dir_all(&metal);
+    let aws = work.join("aws");
+    let aws_assembly = tools_assembly(&aws, work, imager, AWS_SIZE)?;
+    let aws_xz = compress("xz", &["-T0", "-0", "-f", "disk.raw"], &aws)?;
+    let aws_size = size_of(&aws.join("disk.raw.xz"))?;
+    let _ = fs::remove_dir_all(&aws);
+
+    let rows = [
+        (
+            "metal-amd64.raw",
+            build("metal-amd64.raw")?,
+            assembly,
+            raw_size,
+        ),
         (
             "metal-amd64.raw.zst",
-            assembly + zstd,
-            assembly_rss.max(zstd_rss),
-            size_of(&disk.join("disk.raw.zst"))?,
+            build("metal-amd64.raw.zst")?,
+            assembly.then(zstd),
+            zstd_size,
         ),
         (
             "metal-amd64.raw.xz",
-            assembly + xz,
-            assembly_rss.max(xz_rss),
-            size_of(&disk.join("disk.raw.xz"))?,
+            build("metal-amd64.raw.xz")?,
+            assembly.then(xz),
+            xz_size,
+        ),
+        (
+            "metal-amd64.qcow2",
+            build("metal-amd64.qcow2")?,
+            assembly.then(qcow2),
+            qcow2_size,
+        ),
+        (
+            "aws-amd64.raw.xz (8 GiB base)",
+            build("aws-amd64.raw.xz")?,
+            aws_assembly.then(aws_xz),
+            aws_size,
         ),
     ];
     println!(
-        "\n{:<34} {:>10} {:>10} {:>12} {:>10} {:>10} {:>12} {:>8} {:>8}",
-        "disk image (dual-boot, 4.4 GB)",
-        "ours (s)",
-        "RSS (MiB)",
-        "size (B)",
-        "tools (s)",
-        "RSS (MiB)",
-        "size (B)",
+        "\n{:<30} {:>8} {:>8} {:>8} {:>12} | {:>8} {:>8} {:>8} {:>12} | {:>7} {:>7}",
+        "disk image (dual-boot)",
+        "wall s",
+        "cpu s",
+        "RSS MiB",
+        "size B",
+        "wall s",
+        "cpu s",
+        "RSS MiB",
+        "size B",
         "speedup",
-        "size ±%"
+        "size %"
     );
-    for ((asset, time, rss, size), (_, tools_time, tools_rss, tools_size)) in
-        ours.iter().zip(&tools)
-    {
+    println!(
+        "{:<30} {:^41} | {:^41} |",
+        "", "ours (CLI, cold state)", "standard tools"
+    );
+    for (name, (ours, size), tools, tools_size) in &rows {
         println!(
-            "{asset:<34} {:>10.2} {:>10.1} {size:>12} {:>10.2} {:>10.1} {tools_size:>12} {:>8.1} {:>8.2}",
-            time.as_secs_f64(),
-            *rss as f64 / 1024.0,
-            tools_time.as_secs_f64(),
-            *tools_rss as f64 / 1024.0,
-            tools_time.as_secs_f64() / time.as_secs_f64(),
+            "{name:<30} {:>8.2} {:>8.2} {:>8.1} {size:>12} | {:>8.2} {:>8.2} {:>8.1} {tools_size:>12} | {:>7.1} {:>+7.2}",
+            ours.wall.as_secs_f64(),
+            ours.cpu.as_secs_f64(),
+            ours.rss as f64 / 1024.0,
+            tools.wall.as_secs_f64(),
+            tools.cpu.as_secs_f64(),
+            tools.rss as f64 / 1024.0,
+            tools.wall.as_secs_f64() / ours.wall.as_secs_f64(),
             (*size as f64 / *tools_size as f64 - 1.0) * 100.0
         );
     }
     println!(
-        "(tools: assembly {:.2} s, zstd -T0 -18 {:.2} s, xz -T0 -0 {:.2} s; ours end to end from a cold state directory)",
-        assembly.as_secs_f64(),
-        zstd.as_secs_f64(),
-        xz.as_secs_f64()
+        "(tools: assembly {:.2} s, zstd -T0 -18 {:.2} s, xz -T0 -0 {:.2} s, qemu-img {:.2} s; \
+         aws: assembly {:.2} s, xz {:.2} s)",
+        assembly.wall.as_secs_f64(),
+        zstd.wall.as_secs_f64(),
+        xz.wall.as_secs_f64(),
+        qcow2.wall.as_secs_f64(),
+        aws_assembly.wall.as_secs_f64(),
+        aws_xz.wall.as_secs_f64()
     );
-    let _ = fs::remove_dir_all(&disk);
-    Ok(())
+    let aws_ratio = rows[4].1.0.wall.as_secs_f64() / rows[2].1.0.wall.as_secs_f64();
+    println!("aws-amd64.raw.xz (11.7 GB) costs {aws_ratio:.2}× metal-amd64.raw.xz (4.4 GB)");
+    first_byte(workspace, work, binary, schematic)
+}
+
+/// Time to first byte of an uncached metal-amd64.raw.zst over HTTP from a warm server
+/// (the release already read once), and the server's peak RSS during that build.
+#[allow(clippy::print_stdout)]
+fn first_byte(workspace: &Path, work: &Path, binary: &Path, schematic: &Path) -> Result<()> {
+    let listen = "127.0.0.1:18089";
+    let mut server = Command::new(binary)
+        .args(["--log-level", "warn", "serve", "--listen", listen])
+        .arg("--config")
+        .arg(workspace.join("fixtures/factory.yaml"))
+        .arg("--state-dir")
+        .arg(work.join("state-server"))
+        .current_dir(workspace)
+        .spawn()
+        .map_err(|e| format!("cannot start the server: {e}"))?;
+    let result = (|| -> Result<()> {
+        let base = format!("http://{listen}");
+        let mut ready = false;
+        for _ in 0..100 {
+            let probe = Command::new("curl")
+                .args(["-sf", "-o", "/dev/null", &format!("{base}/healthz")])
+                .status();
+            if probe.is_ok_and(|status| status.success()) {
+                ready = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if !ready {
+            return Err("the server did not become healthy".into());
+        }
+        let created = Command::new("curl")
+            .args(["-sf", "-X", "POST", "--data-binary"])
+            .arg(format!("@{}", schematic.display()))
+            .arg(format!("{base}/schematics"))
+            .output()
+            .map_err(|e| e.to_string())?;
+        let created: serde_json::Value =
+            serde_json::from_slice(&created.stdout).map_err(|e| e.to_string())?;
+        let id = created["id"].as_str().ok_or("no schematic id")?;
+        // Warm: the release's imager is read and verified once per server.
+        run(
+            "curl",
+            &[
+                "-sf",
+                "-o",
+                "/dev/null",
+                &format!("{base}/image/{id}/{VERSION}/kernel-amd64"),
+            ],
+        )?;
+        let timing = Command::new("curl")
+            .args([
+                "-sf",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{time_starttransfer} %{time_total}",
+            ])
+            .arg(format!("{base}/image/{id}/{VERSION}/metal-amd64.raw.zst"))
+            .output()
+            .map_err(|e| e.to_string())?;
+        let timing = String::from_utf8_lossy(&timing.stdout).to_string();
+        let status = fs::read_to_string(format!("/proc/{}/status", server.id()))
+            .map_err(|e| e.to_string())?;
+        let peak = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .map(|value| value.trim().to_string())
+            .unwrap_or_default();
+        let mut fields = timing.split_whitespace();
+        println!(
+            "\nuncached metal-amd64.raw.zst over HTTP: first byte {} s, complete {} s; server peak RSS {peak}",
+            fields.next().unwrap_or("?"),
+            fields.next().unwrap_or("?")
+        );
+        Ok(())
+    })();
+    let _ = server.kill();
+    let _ = server.wait();
+    result
 }
