@@ -166,7 +166,7 @@ pub fn encode(
             drop(writer);
             image.write_to(sink)
         }
-        Compression::Zstd => run(image, zstd::ZstdEncoder::new(writer, 18)),
+        Compression::Zstd => run(image, zstd::ZstdEncoder::new(writer, 18)?),
         Compression::Xz => run(image, xz::XzEncoder::new(writer, 0)?),
         Compression::Gzip => run(image, gzip::GzipEncoder::new(writer, 6)),
     }

@@ -1,5 +1,7 @@
-//! zstd output as a sequence of standard frames: payload runs go through libzstd, holes
-//! become frames of RLE blocks (4 bytes per 128 KiB of zeros) that cost nothing to make.
+//! zstd output as a sequence of standard frames: payload runs are compressed by libzstd in
+//! frames of at most 8 MiB (reusing one context per level, since setting up a level-18
+//! context costs more than compressing a small run), holes become frames of RLE blocks
+//! (4 bytes per 128 KiB of zeros) that cost nothing to make.
 
 use super::Encoder;
 use std::io::{self, Write};
@@ -7,45 +9,53 @@ use std::io::{self, Write};
 /// Level for payload that is already compressed: a deep search finds nothing in it.
 const PACKED_LEVEL: i32 = 3;
 const BLOCK: u64 = 128 * 1024;
-
-enum State<W: Write> {
-    Idle(W),
-    Frame(zstd::stream::write::Encoder<'static, W>, bool),
-    Gone,
-}
+const MAX_FRAME: usize = 8 << 20;
 
 pub struct ZstdEncoder<W: Write> {
-    state: State<W>,
+    writer: W,
+    pending: Vec<u8>,
+    pending_packed: bool,
     level: i32,
+    deep: zstd::bulk::Compressor<'static>,
+    fast: zstd::bulk::Compressor<'static>,
 }
 
 impl<W: Write> std::fmt::Debug for ZstdEncoder<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ZstdEncoder")
             .field("level", &self.level)
+            .field("pending", &self.pending.len())
             .finish()
     }
 }
 
-fn gone() -> io::Error {
-    io::Error::other("zstd encoder used after a failure")
-}
-
 impl<W: Write> ZstdEncoder<W> {
     /// Payload runs are compressed at `level` (upstream uses 18).
-    pub fn new(writer: W, level: i32) -> ZstdEncoder<W> {
-        ZstdEncoder {
-            state: State::Idle(writer),
+    pub fn new(writer: W, level: i32) -> io::Result<ZstdEncoder<W>> {
+        Ok(ZstdEncoder {
+            writer,
+            pending: Vec::new(),
+            pending_packed: false,
             level,
-        }
+            deep: zstd::bulk::Compressor::new(level)?,
+            fast: zstd::bulk::Compressor::new(PACKED_LEVEL)?,
+        })
     }
 
-    fn idle(&mut self) -> io::Result<W> {
-        match std::mem::replace(&mut self.state, State::Gone) {
-            State::Idle(writer) => Ok(writer),
-            State::Frame(encoder, _) => encoder.finish(),
-            State::Gone => Err(gone()),
+    /// Writes the pending run as one frame.
+    fn flush_run(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
         }
+        let compressor = if self.pending_packed {
+            &mut self.fast
+        } else {
+            &mut self.deep
+        };
+        let frame = compressor.compress(&self.pending)?;
+        self.writer.write_all(&frame)?;
+        self.pending.clear();
+        Ok(())
     }
 }
 
@@ -75,28 +85,31 @@ pub fn zero_frame(len: u64) -> Vec<u8> {
 impl<W: Write> Encoder for ZstdEncoder<W> {
     type Output = W;
 
-    fn data(&mut self, bytes: &[u8], packed: bool) -> io::Result<()> {
-        if let State::Frame(encoder, current) = &mut self.state
-            && *current == packed
-        {
-            return encoder.write_all(bytes);
+    fn data(&mut self, mut bytes: &[u8], packed: bool) -> io::Result<()> {
+        if packed != self.pending_packed {
+            self.flush_run()?;
+            self.pending_packed = packed;
         }
-        let writer = self.idle()?;
-        let level = if packed { PACKED_LEVEL } else { self.level };
-        let mut encoder = zstd::stream::write::Encoder::new(writer, level)?;
-        encoder.write_all(bytes)?;
-        self.state = State::Frame(encoder, packed);
+        while !bytes.is_empty() {
+            let room = MAX_FRAME - self.pending.len();
+            let step = bytes.len().min(room);
+            self.pending.extend_from_slice(&bytes[..step]);
+            bytes = &bytes[step..];
+            if self.pending.len() == MAX_FRAME {
+                self.flush_run()?;
+            }
+        }
         Ok(())
     }
 
     fn hole(&mut self, len: u64) -> io::Result<()> {
-        let mut writer = self.idle()?;
-        let result = writer.write_all(&zero_frame(len));
-        self.state = State::Idle(writer);
-        result
+        self.flush_run()?;
+        self.writer.write_all(&zero_frame(len))
     }
 
     fn finish(mut self) -> io::Result<W> {
-        self.idle()
+        self.flush_run()?;
+        self.writer.flush()?;
+        Ok(self.writer)
     }
 }
