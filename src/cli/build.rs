@@ -165,7 +165,7 @@ pub fn run(args: BuildArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot write standard output: {e}"))?;
     } else {
         let temporary = args.output.with_extension("partial");
-        copy_sparse(&asset.path, &temporary)
+        crate::format::holes::copy_sparse(&asset.path, &temporary)
             .and_then(|()| std::fs::rename(&temporary, &args.output))
             .map_err(|e| {
                 let _ = std::fs::remove_file(&temporary);
@@ -178,27 +178,4 @@ pub fn run(args: BuildArgs) -> Result<(), String> {
     );
     progress.finish();
     Ok(())
-}
-
-/// Copies `from` to `to`, leaving runs of zeros as holes (disk images are mostly zeros).
-fn copy_sparse(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut input = std::fs::File::open(from)?;
-    let mut output = std::fs::File::create(to)?;
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let read = input.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        if buffer[..read].iter().all(|byte| *byte == 0) {
-            output.seek(SeekFrom::Current(read as i64))?;
-        } else {
-            output.write_all(&buffer[..read])?;
-        }
-        size += read as u64;
-    }
-    output.set_len(size)?;
-    output.sync_all()
 }

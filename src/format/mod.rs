@@ -4,6 +4,7 @@
 //! form instead of compressing zeros byte by byte.
 
 pub mod gzip;
+pub mod holes;
 pub mod ova;
 pub mod qcow2;
 pub mod sparse;

@@ -346,32 +346,36 @@ impl FileSink<'_> {
     }
 }
 
+/// The chunked digest of a data file; chunks inside holes are never read.
 fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
     let mut file = fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    let ranges = crate::format::holes::data_ranges(&file)?;
     let mut digest = ChunkedDigest::new();
     let mut buffer = vec![0u8; CHUNK];
-    let mut size = 0u64;
-    loop {
-        let mut filled = 0;
-        while filled < CHUNK {
-            let read = file.read(&mut buffer[filled..])?;
-            if read == 0 {
-                break;
-            }
-            filled += read;
+    let mut next_range = 0usize;
+    let mut position = 0u64;
+    while position < size {
+        let len = (size - position).min(CHUNK as u64);
+        let end = position + len;
+        while next_range < ranges.len() && ranges[next_range].1 <= position {
+            next_range += 1;
         }
-        if filled == 0 {
-            break;
-        }
-        if filled == CHUNK && buffer.iter().all(|byte| *byte == 0) {
-            digest.zeros(CHUNK as u64);
+        let has_data = ranges
+            .get(next_range)
+            .is_some_and(|(start, _)| *start < end);
+        if !has_data {
+            digest.zeros(len);
         } else {
-            digest.update(&buffer[..filled]);
+            file.seek(SeekFrom::Start(position))?;
+            file.read_exact(&mut buffer[..len as usize])?;
+            if len == CHUNK as u64 && buffer.iter().all(|byte| *byte == 0) {
+                digest.zeros(len);
+            } else {
+                digest.update(&buffer[..len as usize]);
+            }
         }
-        size += filled as u64;
-        if filled < CHUNK {
-            break;
-        }
+        position = end;
     }
     Ok((digest.finish(), size))
 }
