@@ -119,6 +119,7 @@ fn text_member(name: &str, text: String) -> Result<Member, FormatError> {
         name: name.into(),
         mode: 0o644,
         content,
+        sparse: false,
     })
 }
 
@@ -141,6 +142,7 @@ pub fn ova(image: &SparseImage, cid: u32, mtime: u32) -> Result<SparseImage, For
                 name: "disk.vmdk".into(),
                 mode: 0o644,
                 content: vmdk,
+                sparse: false,
             },
         ],
         mtime,

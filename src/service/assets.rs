@@ -664,6 +664,7 @@ impl Factory {
                     name: "disk.raw".into(),
                     mode: 0o644,
                     content: contained,
+                    sparse: true,
                 }],
                 SOURCE_DATE_EPOCH,
             )
