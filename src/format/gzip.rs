@@ -1,5 +1,6 @@
 //! gzip output as concatenated members (RFC 1952 §2.2): payload runs are deflated, holes are
-//! copies of one member holding 1 MiB of zeros, made once per process.
+//! copies of members holding 1 MiB of zeros and, for the rest, power-of-two runs from
+//! 512 bytes up, all made once per process.
 
 use super::Encoder;
 use flate2::Compression;
@@ -8,6 +9,7 @@ use std::io::{self, Write};
 use std::sync::OnceLock;
 
 const ZERO_MEMBER_SPAN: u64 = 1024 * 1024;
+const SMALLEST_CACHED: u32 = 9;
 
 enum State<W: Write> {
     Idle(W),
@@ -35,13 +37,16 @@ fn zero_member(len: u64, level: u32) -> io::Result<Vec<u8>> {
     encoder.finish()
 }
 
-fn cached_zero_member() -> io::Result<&'static [u8]> {
-    static MEMBER: OnceLock<Vec<u8>> = OnceLock::new();
-    if let Some(member) = MEMBER.get() {
-        return Ok(member);
+/// Members of zeros of 512 bytes × 2^k, up to [`ZERO_MEMBER_SPAN`].
+fn cached_zero_members() -> io::Result<&'static [Vec<u8>]> {
+    static MEMBERS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    if let Some(members) = MEMBERS.get() {
+        return Ok(members);
     }
-    let member = zero_member(ZERO_MEMBER_SPAN, 6)?;
-    Ok(MEMBER.get_or_init(|| member))
+    let members = (SMALLEST_CACHED..=ZERO_MEMBER_SPAN.trailing_zeros())
+        .map(|bits| zero_member(1 << bits, 6))
+        .collect::<io::Result<Vec<_>>>()?;
+    Ok(MEMBERS.get_or_init(|| members))
 }
 
 impl<W: Write> GzipEncoder<W> {
@@ -78,13 +83,22 @@ impl<W: Write> Encoder for GzipEncoder<W> {
     fn hole(&mut self, len: u64) -> io::Result<()> {
         let mut writer = self.idle()?;
         let result = (|| {
-            let member = cached_zero_member()?;
+            let members = cached_zero_members()?;
+            let whole = members
+                .last()
+                .ok_or_else(|| io::Error::other("no zero members"))?;
             for _ in 0..len / ZERO_MEMBER_SPAN {
-                writer.write_all(member)?;
+                writer.write_all(whole)?;
             }
             let tail = len % ZERO_MEMBER_SPAN;
-            if tail > 0 {
-                writer.write_all(&zero_member(tail, self.level)?)?;
+            for (index, member) in members.iter().enumerate() {
+                if tail & (1 << (SMALLEST_CACHED as usize + index)) != 0 {
+                    writer.write_all(member)?;
+                }
+            }
+            let odd = tail & ((1 << SMALLEST_CACHED) - 1);
+            if odd > 0 {
+                writer.write_all(&zero_member(odd, self.level)?)?;
             }
             Ok(())
         })();
