@@ -384,3 +384,77 @@ impl TestFactory {
         total
     }
 }
+
+/// A FAT32 image of `size` bytes holding `files` (`(source, "::/path")`), made with
+/// dosfstools and mtools; `dirs` are created first.
+pub fn fat_image(path: &Path, size: u64, label: &str, dirs: &[&str], files: &[(&Path, &str)]) {
+    run(Command::new("truncate")
+        .args(["-s", &size.to_string()])
+        .arg(path));
+    run(Command::new("mkfs.fat")
+        .args(["-F", "32", "-n", label])
+        .arg(path));
+    if !dirs.is_empty() {
+        run(Command::new("mmd").arg("-i").arg(path).args(dirs));
+    }
+    for (file, target) in files {
+        run(Command::new("mcopy")
+            .arg("-i")
+            .arg(path)
+            .arg(file)
+            .arg(target));
+    }
+}
+
+impl TestFactory {
+    /// The fixture release's imager of `version`, flattened.
+    pub async fn imager(&self, version: &str) -> image_factory::source::FileTree {
+        self.factory
+            .images
+            .pull(
+                &image_factory::source::ImageRef::with_tag("ghcr.io", "siderolabs/imager", version),
+                "amd64",
+            )
+            .await
+            .expect("fixture imager")
+            .tree
+    }
+
+    /// The files directly under `dir` of the imager of `version`, by name.
+    pub async fn imager_dir(
+        &self,
+        version: &str,
+        dir: &str,
+    ) -> std::collections::BTreeMap<String, Vec<u8>> {
+        use image_factory::source::flatten::Entry;
+        let tree = self.imager(version).await;
+        let files: std::collections::BTreeMap<String, Vec<u8>> = tree
+            .under(dir)
+            .filter_map(|(path, entry)| match entry {
+                Entry::File { data, .. } => Some((
+                    path.trim_start_matches(&format!("{dir}/")).to_string(),
+                    data.clone(),
+                )),
+                _ => None,
+            })
+            .collect();
+        assert!(!files.is_empty(), "the fixture imager has {dir}");
+        files
+    }
+
+    /// Downloads the vanilla schematic's amd64 kernel and initramfs of `version` into `dir`.
+    pub async fn vanilla_boot_files(&self, version: &str, dir: &Path) -> (PathBuf, PathBuf) {
+        let id = self.create_schematic("{}").await;
+        assert_eq!(id, image_factory::schematic::VANILLA_ID);
+        let kernel = dir.join("vmlinuz");
+        let initramfs = dir.join("initramfs.xz");
+        self.download_to(&format!("/image/{id}/{version}/kernel-amd64"), &kernel)
+            .await;
+        self.download_to(
+            &format!("/image/{id}/{version}/initramfs-amd64.xz"),
+            &initramfs,
+        )
+        .await;
+        (kernel, initramfs)
+    }
+}

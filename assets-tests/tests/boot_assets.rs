@@ -7,7 +7,6 @@ use assets_tests::{
     run,
 };
 use image_factory::schematic::VANILLA_ID;
-use image_factory::source::ImageRef;
 use std::process::Command;
 
 const VERSION: &str = "v1.12.0";
@@ -136,16 +135,8 @@ async fn uki_boots_under_ovmf_and_reads_as_a_pe() {
 
 /// Splits `[early cpio][base][compressed cpio]` using the release's base initramfs.
 async fn split_initramfs(factory: &TestFactory, initramfs: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let imager = factory
-        .factory
-        .images
-        .pull(
-            &ImageRef::with_tag("ghcr.io", "siderolabs/imager", VERSION),
-            "amd64",
-        )
-        .await
-        .unwrap();
-    let base = imager.tree.file("usr/install/amd64/initramfs.xz").unwrap();
+    let imager = factory.imager(VERSION).await;
+    let base = imager.file("usr/install/amd64/initramfs.xz").unwrap();
     let at = initramfs
         .windows(base.len())
         .position(|window| window == base)

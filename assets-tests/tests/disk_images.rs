@@ -32,6 +32,26 @@ fn sh(script: &str) -> String {
     run(Command::new("sh").args(["-c", script]))
 }
 
+/// `sgdisk -p`'s rows as (first sector, last sector, type code, name).
+fn partition_table(disk: &Path) -> Vec<(String, String, String, String)> {
+    let table = run(Command::new("sgdisk").arg("-p").arg(disk));
+    let after_header = table.split("Number  Start").nth(1).unwrap_or_default();
+    after_header
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|fields| fields.len() >= 7)
+        .map(|f| (f[1].into(), f[2].into(), f[5].into(), f[6].into()))
+        .collect()
+}
+
+fn rows(expected: &[(&str, &str, &str, &str)]) -> Vec<(String, String, String, String)> {
+    expected
+        .iter()
+        .map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string()))
+        .collect()
+}
+
 /// Copies the partition at `[start, start + len)` into its own (sparse) file.
 fn extract(disk: &Path, start: u64, len: u64, out: &Path) -> PathBuf {
     run(Command::new("dd")
@@ -70,22 +90,12 @@ async fn sd_boot_image_is_valid_and_boots_under_ovmf() {
 
     let verify = run(Command::new("sgdisk").arg("-v").arg(&disk));
     assert!(verify.contains("No problems found"), "{verify}");
-    let table = run(Command::new("sgdisk").arg("-p").arg(&disk));
-    let rows: Vec<Vec<&str>> = table
-        .lines()
-        .filter(|l| l.trim_start().starts_with(['1', '2']))
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    assert_eq!(rows.len(), 2, "{table}");
     assert_eq!(
-        (rows[0][1], rows[0][2], rows[0][6]),
-        ("2048", "4304895", "EFI"),
-        "{table}"
-    );
-    assert_eq!(
-        (rows[1][1], rows[1][2], rows[1][6]),
-        ("4304896", "4306943", "META"),
-        "{table}"
+        partition_table(&disk),
+        rows(&[
+            ("2048", "4304895", "EF00", "EFI"),
+            ("4304896", "4306943", "8300", "META"),
+        ])
     );
     let efi = run(Command::new("sgdisk").args(["-i", "1"]).arg(&disk));
     assert!(
@@ -182,23 +192,14 @@ async fn dual_boot_image_boots_under_seabios_and_ovmf() {
 
     let verify = run(Command::new("sgdisk").arg("-v").arg(&disk));
     assert!(verify.contains("No problems found"), "{verify}");
-    let table = run(Command::new("sgdisk").arg("-p").arg(&disk));
-    let rows: Vec<Vec<&str>> = table
-        .lines()
-        .filter(|l| l.trim_start().starts_with(['1', '2', '3', '4']))
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    let layout: Vec<(&str, &str, &str, &str)> =
-        rows.iter().map(|r| (r[1], r[2], r[5], r[6])).collect();
     assert_eq!(
-        layout,
-        [
+        partition_table(&disk),
+        rows(&[
             ("2048", "4304895", "EF00", "EFI"),
             ("4304896", "4306943", "EF02", "BIOS"),
             ("4306944", "8402943", "8300", "BOOT"),
             ("8402944", "8404991", "8300", "META"),
-        ],
-        "{table}"
+        ])
     );
     let bios = run(Command::new("sgdisk").args(["-A", "2:show"]).arg(&disk));
     assert!(bios.contains("legacy BIOS bootable"), "{bios}");
@@ -290,26 +291,15 @@ async fn grub_era_image_boots_under_seabios_and_ovmf() {
     ));
     // Before 1.11 the BOOT partition is 1000 MiB, so the base size is unchanged.
     assert_eq!(std::fs::metadata(&disk).unwrap().len(), 1246 * MIB);
-    let table = run(Command::new("sgdisk").arg("-p").arg(&disk));
-    let rows: Vec<(String, String, String)> = table
-        .lines()
-        .filter(|l| l.trim_start().starts_with(['1', '2', '3', '4']))
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f[1].to_string(), f[2].to_string(), f[6].to_string())
-        })
-        .collect();
-    let expected = [
-        ("2048", "206847", "EFI"),
-        ("206848", "208895", "BIOS"),
-        ("208896", "2256895", "BOOT"),
-        ("2256896", "2258943", "META"),
-    ];
-    let expected: Vec<(String, String, String)> = expected
-        .iter()
-        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
-        .collect();
-    assert_eq!(rows, expected, "{table}");
+    assert_eq!(
+        partition_table(&disk),
+        rows(&[
+            ("2048", "206847", "EF00", "EFI"),
+            ("206848", "208895", "EF02", "BIOS"),
+            ("208896", "2256895", "8300", "BOOT"),
+            ("2256896", "2258943", "8300", "META"),
+        ])
+    );
 
     let esp = extract(&disk, MIB, 100 * MIB, &work.path().join("esp.img"));
     run(Command::new("fsck.fat").arg("-n").arg(&esp));

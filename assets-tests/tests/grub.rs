@@ -2,12 +2,9 @@
 //! one `grub-mkimage` makes from the same release files, and a GPT disk carrying our boot
 //! code, our `core.img` and our `grub.cfg` booted by SeaBIOS through GRUB.
 
-use assets_tests::{TestFactory, boot_bios_disk, fixture_lines, run};
+use assets_tests::{TestFactory, boot_bios_disk, fat_image, fixture_lines, run};
 use image_factory::engine::gpt::{self, Partition};
 use image_factory::engine::grub;
-use image_factory::schematic::VANILLA_ID;
-use image_factory::source::ImageRef;
-use image_factory::source::flatten::Entry;
 use std::collections::BTreeMap;
 use std::io::{Seek, SeekFrom, Write};
 use std::process::{Command, Stdio};
@@ -17,26 +14,7 @@ const GRUB_DIR: &str = "usr/lib/grub/i386-pc";
 
 /// The release's `/usr/lib/grub/i386-pc` by file name, from the fixture imager.
 async fn grub_files(factory: &TestFactory) -> BTreeMap<String, Vec<u8>> {
-    let imager = factory
-        .factory
-        .images
-        .pull(
-            &ImageRef::with_tag("ghcr.io", "siderolabs/imager", VERSION),
-            "amd64",
-        )
-        .await
-        .expect("fixture imager");
-    let files: BTreeMap<String, Vec<u8>> = imager
-        .tree
-        .under(GRUB_DIR)
-        .filter_map(|(path, entry)| match entry {
-            Entry::File { data, .. } => Some((
-                path.trim_start_matches(&format!("{GRUB_DIR}/")).to_string(),
-                data.clone(),
-            )),
-            _ => None,
-        })
-        .collect();
+    let files = factory.imager_dir(VERSION, GRUB_DIR).await;
     assert!(files.contains_key("kernel.img"), "imager has GRUB i386-pc");
     files
 }
@@ -175,47 +153,25 @@ async fn seabios_boots_through_our_grub() {
     let factory = TestFactory::start(|_| {}).await;
     let files = grub_files(&factory).await;
     let work = tempfile::tempdir().unwrap();
-    let id = factory.create_schematic("{}").await;
-    assert_eq!(id, VANILLA_ID);
-    let kernel = work.path().join("vmlinuz");
-    let initramfs = work.path().join("initramfs.xz");
-    factory
-        .download_to(&format!("/image/{id}/{VERSION}/kernel-amd64"), &kernel)
-        .await;
-    factory
-        .download_to(
-            &format!("/image/{id}/{VERSION}/initramfs-amd64.xz"),
-            &initramfs,
-        )
-        .await;
+    let (kernel, initramfs) = factory.vanilla_boot_files(VERSION, work.path()).await;
 
-    // BOOT as FAT (GRUB's module list has `fat`; the XFS writer is separate work).
+    // BOOT as FAT (GRUB's module list has `fat`; the XFS writer has its own tests).
     let boot_size = 64 * MIB;
     let boot = work.path().join("boot.img");
-    run(Command::new("truncate")
-        .args(["-s", &boot_size.to_string()])
-        .arg(&boot));
-    run(Command::new("mkfs.fat")
-        .args(["-F", "32", "-n", "BOOT"])
-        .arg(&boot));
-    run(Command::new("mmd")
-        .arg("-i")
-        .arg(&boot)
-        .args(["::/A", "::/grub"]));
     let cmdline = "talos.platform=metal console=ttyS0 fixture.marker=grub-bios";
     let cfg = work.path().join("grub.cfg");
     std::fs::write(&cfg, grub::grub_cfg(VERSION, cmdline, true)).unwrap();
-    for (file, target) in [
-        (&kernel, "::/A/vmlinuz"),
-        (&initramfs, "::/A/initramfs.xz"),
-        (&cfg, "::/grub/grub.cfg"),
-    ] {
-        run(Command::new("mcopy")
-            .arg("-i")
-            .arg(&boot)
-            .arg(file)
-            .arg(target));
-    }
+    fat_image(
+        &boot,
+        boot_size,
+        "BOOT",
+        &["::/A", "::/grub"],
+        &[
+            (&kernel, "::/A/vmlinuz"),
+            (&initramfs, "::/A/initramfs.xz"),
+            (&cfg, "::/grub/grub.cfg"),
+        ],
+    );
 
     let mib = MIB / SECTOR;
     let partitions = [

@@ -3,12 +3,9 @@
 //! checked against readelf's count of absolute relocations, and a GPT disk with our image on
 //! the ESP and our `grub.cfg` on BOOT booted by OVMF through GRUB.
 
-use assets_tests::{TestFactory, boot_uefi_disk, fixture_lines, run};
+use assets_tests::{TestFactory, boot_uefi_disk, fat_image, fixture_lines, run};
 use image_factory::engine::gpt::{self, Partition};
 use image_factory::engine::grub::{self, EfiArch};
-use image_factory::schematic::VANILLA_ID;
-use image_factory::source::ImageRef;
-use image_factory::source::flatten::Entry;
 use std::collections::BTreeMap;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
@@ -19,27 +16,8 @@ const VERSION: &str = "v1.12.0";
 /// The release's `/usr/lib/grub/<platform>` by file name, from the fixture imager (its
 /// shared layer carries every GRUB platform).
 async fn grub_files(factory: &TestFactory, arch: EfiArch) -> BTreeMap<String, Vec<u8>> {
-    let imager = factory
-        .factory
-        .images
-        .pull(
-            &ImageRef::with_tag("ghcr.io", "siderolabs/imager", VERSION),
-            "amd64",
-        )
-        .await
-        .expect("fixture imager");
     let dir = format!("usr/lib/grub/{}", arch.platform());
-    let files: BTreeMap<String, Vec<u8>> = imager
-        .tree
-        .under(&dir)
-        .filter_map(|(path, entry)| match entry {
-            Entry::File { data, .. } => Some((
-                path.trim_start_matches(&format!("{dir}/")).to_string(),
-                data.clone(),
-            )),
-            _ => None,
-        })
-        .collect();
+    let files = factory.imager_dir(VERSION, &dir).await;
     assert!(files.contains_key("kernel.img"), "imager has GRUB {dir}");
     files
 }
@@ -196,43 +174,12 @@ async fn efi_images_match_grub_mkimage() {
 const MIB: u64 = 1024 * 1024;
 const SECTOR: u64 = 512;
 
-/// A FAT32 image of `size` bytes holding `files` (`(source, "::/path")`), made with
-/// dosfstools and mtools; `dirs` are created first.
-fn fat_image(path: &Path, size: u64, label: &str, dirs: &[&str], files: &[(&Path, &str)]) {
-    run(Command::new("truncate")
-        .args(["-s", &size.to_string()])
-        .arg(path));
-    run(Command::new("mkfs.fat")
-        .args(["-F", "32", "-n", label])
-        .arg(path));
-    run(Command::new("mmd").arg("-i").arg(path).args(dirs));
-    for (file, target) in files {
-        run(Command::new("mcopy")
-            .arg("-i")
-            .arg(path)
-            .arg(file)
-            .arg(target));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn ovmf_boots_through_our_grub_efi() {
     let factory = TestFactory::start(|_| {}).await;
     let files = grub_files(&factory, EfiArch::X86_64).await;
     let work = tempfile::tempdir().unwrap();
-    let id = factory.create_schematic("{}").await;
-    assert_eq!(id, VANILLA_ID);
-    let kernel = work.path().join("vmlinuz");
-    let initramfs = work.path().join("initramfs.xz");
-    factory
-        .download_to(&format!("/image/{id}/{VERSION}/kernel-amd64"), &kernel)
-        .await;
-    factory
-        .download_to(
-            &format!("/image/{id}/{VERSION}/initramfs-amd64.xz"),
-            &initramfs,
-        )
-        .await;
+    let (kernel, initramfs) = factory.vanilla_boot_files(VERSION, work.path()).await;
 
     let loader = work.path().join("BOOTX64.efi");
     std::fs::write(&loader, our_image(EfiArch::X86_64, &files)).unwrap();
