@@ -183,11 +183,13 @@ fn disk(c: &mut Criterion) {
                 path: "EFI/boot/BOOTX64.efi".into(),
                 bytes: inputs.sd_boot.clone().into(),
                 packed: false,
+                read_only: false,
             },
             FatFile {
                 path: "EFI/Linux/Talos-v1.12.0.efi".into(),
                 bytes: uki_bytes.clone().into(),
                 packed: true,
+                read_only: false,
             },
         ];
         let options = FatOptions {

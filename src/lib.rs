@@ -3,6 +3,7 @@
 //! The library holds everything; the `image-factory` binary only parses its command line and
 //! calls [`cli::main`].
 
+pub mod calendar;
 pub mod cli;
 pub mod config;
 pub mod engine;

@@ -131,22 +131,26 @@ fn esp(disk: &DiskInputs, size: u64) -> Result<SparseImage, EngineError> {
             path: loader,
             bytes: disk.grub_efi.clone(),
             packed: false,
+            read_only: false,
         }],
         Bootloader::SdBoot | Bootloader::DualBoot => vec![
             FatFile {
                 path: loader,
                 bytes: disk.sd_boot.clone(),
                 packed: false,
+                read_only: false,
             },
             FatFile {
                 path: format!("EFI/Linux/Talos-{}.efi", disk.version.tag()),
                 bytes: disk.uki.clone(),
                 packed: true,
+                read_only: false,
             },
             FatFile {
                 path: "loader/loader.conf".into(),
                 bytes: Bytes::from_static(LOADER_CONF.as_bytes()),
                 packed: false,
+                read_only: false,
             },
         ],
     };

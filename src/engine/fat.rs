@@ -13,6 +13,7 @@ const MIN_FAT32_CLUSTERS: u64 = 65_525;
 const END_OF_CHAIN: u32 = 0x0FFF_FFFF;
 const DIRECTORY: u8 = 0x10;
 const ARCHIVE: u8 = 0x20;
+const READ_ONLY: u8 = 0x01;
 const VOLUME_LABEL: u8 = 0x08;
 const LONG_NAME: u8 = 0x0F;
 /// mkfs.fat's `--invariant` volume id.
@@ -25,6 +26,8 @@ pub struct FatFile {
     pub path: String,
     pub bytes: Bytes,
     pub packed: bool,
+    /// Sets the read-only attribute (for files a loader must not rewrite in place).
+    pub read_only: bool,
 }
 
 /// What the volume looks like.
@@ -42,6 +45,7 @@ pub struct FatOptions {
 struct Node {
     name: String,
     file: Option<(Bytes, bool)>,
+    read_only: bool,
     children: Vec<usize>,
     parent: usize,
     first_cluster: u32,
@@ -246,6 +250,7 @@ fn insert(nodes: &mut Vec<Node>, file: &FatFile) -> Result<(), EngineError> {
                 nodes.push(Node {
                     name: (*part).to_string(),
                     file: last.then(|| (file.bytes.clone(), file.packed)),
+                    read_only: last && file.read_only,
                     parent: current,
                     ..Node::default()
                 });
@@ -407,18 +412,14 @@ struct DosTime {
 impl DosTime {
     /// FAT stores local time from 1980; we store UTC, as mkfs.fat --invariant does.
     fn from_unix(seconds: u32) -> DosTime {
-        let days = i64::from(seconds / 86_400);
-        let rest = seconds % 86_400;
-        // Civil-from-days (proleptic Gregorian).
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
+        let crate::calendar::UtcTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+        } = crate::calendar::UtcTime::from_unix(i64::from(seconds));
         if year < 1980 {
             return DosTime {
                 date: (1 << 5) | 1,
@@ -428,9 +429,7 @@ impl DosTime {
         let year = (year - 1980).min(127) as u16;
         DosTime {
             date: (year << 9) | ((month as u16) << 5) | day as u16,
-            time: ((rest / 3600) as u16) << 11
-                | (((rest / 60) % 60) as u16) << 5
-                | ((rest % 60) / 2) as u16,
+            time: (hour as u16) << 11 | (minute as u16) << 5 | (second / 2) as u16,
         }
     }
 }
@@ -526,6 +525,7 @@ fn directory(
             push_long_entries(&mut out, &entry.name, &name.raw);
         }
         let (attributes, size) = match &entry.file {
+            Some((bytes, _)) if entry.read_only => (ARCHIVE | READ_ONLY, bytes.len() as u32),
             Some((bytes, _)) => (ARCHIVE, bytes.len() as u32),
             None => (DIRECTORY, 0),
         };

@@ -66,6 +66,33 @@ pub const BIOS_MODULES: &[&str] = &[
     "part_msdos",
 ];
 
+/// The i386-pc El Torito image of an ISO carries every module its `grub.cfg` needs, so
+/// the ISO needs no module directory: [`COMMON_MODULES`] for CDs instead of disks.
+pub const ISO_BIOS_MODULES: &[&str] = &[
+    "iso9660",
+    "biosdisk",
+    "part_gpt",
+    "part_msdos",
+    "normal",
+    "configfile",
+    "linux",
+    "boot",
+    "search",
+    "search_fs_uuid",
+    "search_fs_file",
+    "ls",
+    "cat",
+    "echo",
+    "test",
+    "help",
+    "reboot",
+    "halt",
+    "all_video",
+];
+
+/// On an ISO, GRUB's root is the boot CD (or the disk it was written to).
+pub const ISO_PREFIX: &str = "/boot/grub";
+
 /// BOOT is always partition 3 of the disk GRUB was loaded from.
 pub const PREFIX: &str = "(hd0,gpt3)/grub";
 
@@ -105,6 +132,7 @@ pub const MBR_BOOT_CODE_SIZE: usize = 446;
 pub const MODULE_MAGIC: u32 = 0x676D_696D;
 /// Module header types of the module area.
 pub const OBJ_TYPE_ELF: u32 = 0;
+pub const OBJ_TYPE_CONFIG: u32 = 2;
 pub const OBJ_TYPE_PREFIX: u32 = 3;
 
 const SECTOR: usize = 512;
@@ -373,17 +401,20 @@ pub fn resolve_modules(moddep: &str, modules: &[&str]) -> Result<Vec<String>, En
 /// target's pointer size). `size` counts the whole area, headers included.
 fn module_area(
     modules: &[(String, Vec<u8>)],
+    config: Option<&str>,
     prefix: &str,
     word: usize,
 ) -> Result<Vec<u8>, EngineError> {
     let align = |value: usize| value.div_ceil(word) * word;
     let info_size = if word == 8 { 24 } else { 12 };
     let prefix_size = align(prefix.len() + 1);
+    let config_size = config.map_or(0, |config| align(config.len() + 1) + 8);
     let total_module_size = info_size
         + modules
             .iter()
             .map(|(_, bytes)| align(bytes.len()) + 8)
             .sum::<usize>()
+        + config_size
         + prefix_size
         + 8;
     let mut out = Vec::with_capacity(total_module_size);
@@ -406,6 +437,10 @@ fn module_area(
     for (_, bytes) in modules {
         entry(OBJ_TYPE_ELF, bytes, align(bytes.len()))?;
     }
+    if let Some(config) = config {
+        // NUL-terminated, like the prefix.
+        entry(OBJ_TYPE_CONFIG, config.as_bytes(), align(config.len() + 1))?;
+    }
     entry(OBJ_TYPE_PREFIX, prefix.as_bytes(), prefix_size)?;
     debug_assert_eq!(out.len(), total_module_size);
     Ok(out)
@@ -415,9 +450,10 @@ fn module_area(
 fn payload(
     kernel: &[u8],
     modules: &[(String, Vec<u8>)],
+    config: Option<&str>,
     prefix: &str,
 ) -> Result<Vec<u8>, EngineError> {
-    let area = module_area(modules, prefix, 4)?;
+    let area = module_area(modules, config, prefix, 4)?;
     let mut out = Vec::with_capacity(kernel.len() + area.len());
     out.extend_from_slice(kernel);
     out.extend_from_slice(&area);
@@ -542,7 +578,47 @@ pub fn bios_core_image(
     prefix: &str,
     modules: &[&str],
 ) -> Result<Vec<u8>, EngineError> {
+    bios_core_image_with_config(files, prefix, modules, None)
+}
+
+/// `grub-mkimage -O i386-pc-eltorito -p <prefix> [-c <config>] <modules>` equivalent: the
+/// El Torito no-emulation boot image of a CD, `cdboot.img` followed by a `core.img`.
+pub fn eltorito_image(
+    files: &dyn Fn(&str) -> Option<Vec<u8>>,
+    prefix: &str,
+    modules: &[&str],
+    config: Option<&str>,
+) -> Result<Vec<u8>, EngineError> {
+    let mut image = files("cdboot.img").ok_or_else(|| missing("cdboot.img"))?;
+    if image.len() != CDBOOT_SIZE {
+        return Err(invalid_file(format!(
+            "cdboot.img is {} bytes, not {CDBOOT_SIZE}",
+            image.len()
+        )));
+    }
+    image.extend_from_slice(&bios_core_image_with_config(
+        files, prefix, modules, config,
+    )?);
+    Ok(image)
+}
+
+/// `cdboot.img` is one CD sector; it loads the rest of the image with BIOS disk calls.
+pub const CDBOOT_SIZE: usize = 2048;
+
+/// [`bios_core_image`] with an embedded early configuration (`grub-mkimage -c`), run before
+/// `normal` reads `$prefix/grub.cfg`.
+pub fn bios_core_image_with_config(
+    files: &dyn Fn(&str) -> Option<Vec<u8>>,
+    prefix: &str,
+    modules: &[&str],
+    config: Option<&str>,
+) -> Result<Vec<u8>, EngineError> {
     check_prefix(prefix)?;
+    if config.is_some_and(|config| config.contains('\0')) {
+        return Err(EngineError::InvalidInput(
+            "GRUB embedded configuration contains a NUL byte".into(),
+        ));
+    }
     let read = |name: &str| files(name).ok_or_else(|| missing(name));
     let loaded = load_modules(files, modules, BIOS_FILES)?;
 
@@ -553,7 +629,7 @@ pub fn bios_core_image(
             kernel.image.len() + kernel.bss_size + KERNEL_LINK_ADDR as usize
         )));
     }
-    let payload = payload(&kernel.image, &loaded, prefix)?;
+    let payload = payload(&kernel.image, &loaded, config, prefix)?;
     let compressed = lzma_compress(&payload)?;
 
     let mut decompressor = read("lzma_decompress.img")?;
@@ -672,6 +748,30 @@ pub fn quote(text: &str) -> String {
             out.push('\\');
         }
         out.push(c);
+    }
+    out
+}
+
+/// `/boot/grub/grub.cfg` of an ISO (imager.md §6.2); `reset_entry` adds the entry that wipes
+/// the system disk (Talos 1.4 and later).
+pub fn iso_grub_cfg(cmdline: &str, reset_entry: bool) -> String {
+    let cmdline = quote(cmdline);
+    let mut out = String::from(
+        "set default=0\nset timeout=3\n\ninsmod all_video\n\nterminal_input console\nterminal_output console\n",
+    );
+    let mut entry = |title: &str, extra: &str| {
+        // Writing to a String cannot fail.
+        let _ = write!(
+            out,
+            "\nmenuentry \"{title}\" {{\n\tset gfxmode=auto\n\tset gfxpayload=text\n\tlinux /boot/vmlinuz {cmdline}{extra}\n\tinitrd /boot/initramfs.xz\n}}\n"
+        );
+    };
+    entry("Talos ISO", "");
+    if reset_entry {
+        entry(
+            "Reset Talos installation",
+            " talos.experimental.wipe=system",
+        );
     }
     out
 }

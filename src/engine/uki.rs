@@ -66,6 +66,12 @@ pub const RESET_MAINTENANCE: ExtraProfile = ExtraProfile {
     extra_args: " talos.experimental.wipe=system:EPHEMERAL,STATE",
 };
 
+/// The reset profile of UKIs on ISOs.
+pub const RESET_SYSTEM_DISK: ExtraProfile = ExtraProfile {
+    profile: "ID=reset\nTITLE=Reset system disk",
+    extra_args: " talos.experimental.wipe=system",
+};
+
 /// The sections of a Talos UKI in the imager's order (imager.md §7.1), without Secure Boot.
 /// Profiles exist from Talos 1.10: `main`, then `extra` if given.
 pub fn talos_sections(

@@ -10,6 +10,7 @@ use crate::engine::extension;
 use crate::engine::grub;
 use crate::engine::initramfs::SOURCE_DATE_EPOCH;
 use crate::engine::initramfs::{self, ExtensionSet};
+use crate::engine::iso::{self, BiosEltorito, IsoBoot, IsoInputs};
 use crate::engine::uki;
 use crate::error::ErrorKind;
 use crate::format::{Compression, SparseImage};
@@ -81,6 +82,8 @@ pub struct Plan {
     pub cmdline: String,
     /// The boot arrangement of a disk image.
     pub bootloader: Option<Bootloader>,
+    /// How an ISO boots.
+    pub iso_boot: Option<IsoBoot>,
     pub key: String,
 }
 
@@ -240,6 +243,7 @@ impl Factory {
                 | OutputKind::Initramfs
                 | OutputKind::Uki
                 | OutputKind::Image
+                | OutputKind::Iso
         ) {
             return Err(refused(
                 ErrorKind::InvalidInput,
@@ -283,6 +287,22 @@ impl Factory {
             Some(image) => Some(Self::check_disk_image(&request, image)?),
             None => None,
         };
+        let iso_boot = (kind == OutputKind::Iso).then(|| {
+            IsoBoot::select(
+                customization.bootloader,
+                request.path.secureboot,
+                request.path.arch,
+                version,
+            )
+        });
+        if iso_boot == Some(IsoBoot::Grub) {
+            return Err(refused(
+                ErrorKind::InvalidInput,
+                format!(
+                    "GRUB ISOs (Talos before v1.10, or bootloader grub) are not built by this factory yet; Talos {tag} with this schematic needs one"
+                ),
+            ));
+        }
         self.catalogs.require_available(&version.version).await?;
 
         let mut extensions = Vec::new();
@@ -337,7 +357,7 @@ impl Factory {
         for (name, image) in &extensions {
             hasher.update(format!("{name}={image}\0").as_bytes());
         }
-        hasher.update(format!("{:?}\0{bootloader:?}\0", request.path).as_bytes());
+        hasher.update(format!("{:?}\0{bootloader:?}\0{iso_boot:?}\0", request.path).as_bytes());
         let key = crate::source::oci::hex(&hasher.finalize());
         Ok(Plan {
             request,
@@ -345,6 +365,7 @@ impl Factory {
             extensions,
             cmdline,
             bootloader,
+            iso_boot,
             key,
         })
     }
@@ -441,8 +462,13 @@ impl Factory {
         let key = plan.key.clone();
         let kind = plan.request.path.kind;
         let builds = self.builds.clone();
-        let stored = if kind == OutputKind::Image {
-            let image = self.disk_image(&plan).await.map_err(shared)?;
+        let stored = if matches!(kind, OutputKind::Image | OutputKind::Iso) {
+            let image = if kind == OutputKind::Iso {
+                self.iso_image(&plan).await
+            } else {
+                self.disk_image(&plan).await
+            }
+            .map_err(shared)?;
             let compression = match plan.request.path.out_format {
                 OutFormat::Zstd => Compression::Zstd,
                 OutFormat::Xz => Compression::Xz,
@@ -585,21 +611,11 @@ impl Factory {
             Bytes::new()
         };
         let bios = if uses_grub && arch == Arch::Amd64 {
-            let imager = imager.clone();
-            let built = tokio::task::spawn_blocking(move || {
-                let grub_dir = "usr/lib/grub/i386-pc";
-                let boot_img = Self::imager_file(&imager, &format!("{grub_dir}/boot.img"))?;
-                let files = |name: &str| {
-                    imager
-                        .file(&format!("{grub_dir}/{name}"))
-                        .map(<[u8]>::to_vec)
-                };
-                let core_img = grub::bios_core_image(&files, grub::PREFIX, grub::BIOS_MODULES)?;
-                Ok::<_, ServiceError>(BiosGrub { boot_img, core_img })
+            let (boot_img, core_img) = Self::grub_bios(&imager, "boot.img", |files| {
+                grub::bios_core_image(files, grub::PREFIX, grub::BIOS_MODULES)
             })
-            .await
-            .map_err(|error| ServiceError::Task(error.to_string()))??;
-            Some(built)
+            .await?;
+            Some(BiosGrub { boot_img, core_img })
         } else {
             None
         };
@@ -672,6 +688,82 @@ impl Factory {
         })
         .await
         .map_err(|error| ServiceError::Task(error.to_string()))?
+    }
+
+    /// GRUB for BIOS from the imager's i386-pc directory: the boot sector `boot_file` and the
+    /// image `build` makes from the modules.
+    async fn grub_bios(
+        imager: &Arc<FileTree>,
+        boot_file: &'static str,
+        build: impl FnOnce(
+            &dyn Fn(&str) -> Option<Vec<u8>>,
+        ) -> Result<Vec<u8>, crate::engine::EngineError>
+        + Send
+        + 'static,
+    ) -> Result<(Vec<u8>, Vec<u8>), ServiceError> {
+        let imager = imager.clone();
+        tokio::task::spawn_blocking(move || {
+            let grub_dir = "usr/lib/grub/i386-pc";
+            let boot = Self::imager_file(&imager, &format!("{grub_dir}/{boot_file}"))?;
+            let files = |name: &str| {
+                imager
+                    .file(&format!("{grub_dir}/{name}"))
+                    .map(<[u8]>::to_vec)
+            };
+            Ok::<_, ServiceError>((boot, build(&files)?))
+        })
+        .await
+        .map_err(|error| ServiceError::Task(error.to_string()))?
+    }
+
+    /// The ISO of `plan` as a sparse image.
+    async fn iso_image(&self, plan: &Plan) -> Result<SparseImage, ServiceError> {
+        let request = &plan.request;
+        let boot = plan
+            .iso_boot
+            .ok_or_else(|| refused(ErrorKind::Internal, "ISO without a boot arrangement"))?;
+        let arch = request.path.arch;
+        let imager = self.imager(&plan.imager).await?;
+        let initramfs = self.initramfs(plan).await?;
+        let kernel = Self::imager_file(&imager, &format!("usr/install/{arch}/vmlinuz"))?;
+        let uki = self
+            .assemble_uki(
+                plan,
+                kernel.clone(),
+                initramfs.clone(),
+                Some(uki::RESET_SYSTEM_DISK),
+            )
+            .await?;
+        let sd_boot = Self::imager_file(&imager, &format!("usr/install/{arch}/systemd-boot.efi"))?;
+        let bios = if boot == IsoBoot::Hybrid {
+            let (boot_hybrid_img, eltorito_img) =
+                Self::grub_bios(&imager, "boot_hybrid.img", |files| {
+                    grub::eltorito_image(files, grub::ISO_PREFIX, grub::ISO_BIOS_MODULES, None)
+                })
+                .await?;
+            Some(BiosEltorito {
+                eltorito_img,
+                boot_hybrid_img,
+            })
+        } else {
+            None
+        };
+        let inputs = IsoInputs {
+            arch,
+            version: request.version.clone(),
+            boot,
+            kernel: kernel.into(),
+            initramfs: initramfs.into(),
+            cmdline: plan.cmdline.clone(),
+            sd_boot: sd_boot.into(),
+            uki: uki.into(),
+            bios,
+            mtime: SOURCE_DATE_EPOCH,
+        };
+        tokio::task::spawn_blocking(move || iso::build(&inputs))
+            .await
+            .map_err(|error| ServiceError::Task(error.to_string()))?
+            .map_err(ServiceError::from)
     }
 
     /// The UKI of `plan`, with an extra boot profile for disk images and installers.

@@ -939,7 +939,7 @@ pub fn efi_image(
     let loaded = load_modules(files, modules, arch.files())?;
     let kernel = files("kernel.img").ok_or_else(|| missing_in(arch.files(), "kernel.img"))?;
     let linked = link(&kernel, arch)?;
-    let area = module_area(&loaded, prefix, 8)?;
+    let area = module_area(&loaded, None, prefix, 8)?;
     pe_image(arch, &linked, &area)
 }
 
