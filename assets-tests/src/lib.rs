@@ -189,6 +189,38 @@ pub fn boot_bios_disk(disk: &Path) -> String {
     )
 }
 
+/// Boots `iso` as a CD under SeaBIOS (El Torito).
+pub fn boot_bios_cdrom(iso: &Path) -> String {
+    qemu(
+        &[
+            "-machine",
+            "accel=tcg",
+            "-drive",
+            &format!("file={},media=cdrom,readonly=on", iso.display()),
+        ],
+        Duration::from_secs(240),
+    )
+}
+
+/// Boots `iso` as a CD under OVMF with fresh EFI variables (El Torito).
+pub fn boot_uefi_cdrom(iso: &Path, work: &Path) -> String {
+    let vars = work.join("OVMF_VARS-cdrom.fd");
+    std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).expect("OVMF installed (make deps)");
+    qemu(
+        &[
+            "-machine",
+            "q35,accel=tcg",
+            "-drive",
+            "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+            "-drive",
+            &format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
+            "-drive",
+            &format!("file={},media=cdrom,readonly=on", iso.display()),
+        ],
+        Duration::from_secs(240),
+    )
+}
+
 /// Boots `disk` (raw) under OVMF with fresh EFI variables.
 pub fn boot_uefi_disk(disk: &Path, work: &Path) -> String {
     boot_uefi_disk_with_sectors(disk, work, 512)

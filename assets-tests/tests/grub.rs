@@ -88,29 +88,48 @@ fn split(core: &[u8], decompressor_size: usize, end_marker: bool) -> Parts {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn core_img_matches_grub_mkimage() {
-    let factory = TestFactory::start(|_| {}).await;
-    let files = grub_files(&factory).await;
+/// Our image against `grub-mkimage -O <format>` from the same files: identical but for the
+/// compressed stream (a different LZMA encoder) and the sizes that follow from it.
+fn compare_with_grub_mkimage(
+    files: &BTreeMap<String, Vec<u8>>,
+    format: &str,
+    prefix: &str,
+    modules: &[&str],
+    config: Option<&str>,
+    ours: &[u8],
+) -> Parts {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("i386-pc");
     std::fs::create_dir(&dir).unwrap();
-    for (name, data) in &files {
+    for (name, data) in files {
         std::fs::write(dir.join(name), data).unwrap();
     }
     let theirs_path = work.path().join("core.img");
-    run(Command::new("grub-mkimage")
-        .args(["-O", "i386-pc", "-p", grub::PREFIX, "-o"])
+    let mut command = Command::new("grub-mkimage");
+    command
+        .args(["-O", format, "-p", prefix, "-o"])
         .arg(&theirs_path)
         .arg("-d")
-        .arg(&dir)
-        .args(grub::BIOS_MODULES));
+        .arg(&dir);
+    if let Some(config) = config {
+        let path = work.path().join("early.cfg");
+        std::fs::write(&path, config).unwrap();
+        command.arg("-c").arg(path);
+    }
+    run(command.args(modules));
     let theirs = std::fs::read(&theirs_path).unwrap();
-    let ours = core_image(&files);
 
+    // The El Torito image is cdboot.img, then a core.img.
+    let skip = if format == "i386-pc-eltorito" {
+        assert_eq!(ours[..2048], theirs[..2048], "cdboot.img");
+        assert_eq!(ours[..2048], files["cdboot.img"][..]);
+        2048
+    } else {
+        0
+    };
     let decompressor_size = files["lzma_decompress.img"].len();
-    let theirs = split(&theirs, decompressor_size, false);
-    let ours = split(&ours, decompressor_size, true);
+    let theirs = split(&theirs[skip..], decompressor_size, false);
+    let ours = split(&ours[skip..], decompressor_size, true);
 
     // Everything but the size-dependent fields is the same.
     let masked = |bytes: &[u8], field: std::ops::Range<usize>| {
@@ -138,11 +157,62 @@ async fn core_img_matches_grub_mkimage() {
             &theirs.payload[at..(at + 16).min(theirs.payload.len())]
         );
     }
+    ours
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn core_img_matches_grub_mkimage() {
+    let factory = TestFactory::start(|_| {}).await;
+    let files = grub_files(&factory).await;
+    let ours = core_image(&files);
+    let ours = compare_with_grub_mkimage(
+        &files,
+        "i386-pc",
+        grub::PREFIX,
+        grub::BIOS_MODULES,
+        None,
+        &ours,
+    );
     // The prefix closes the module area, behind its {type 3, size} header.
     let mut prefix = 3u32.to_le_bytes().to_vec();
     prefix.extend_from_slice(&24u32.to_le_bytes());
     prefix.extend_from_slice(b"(hd0,gpt3)/grub\0");
     assert!(ours.payload.ends_with(&prefix), "prefix module at the end");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eltorito_image_with_config_matches_grub_mkimage() {
+    let factory = TestFactory::start(|_| {}).await;
+    let files = grub_files(&factory).await;
+    // Odd length, so the NUL padding of the config entry is exercised.
+    let config = "insmod part_gpt\ninsmod part_msdos\necho early\n";
+    let ours = grub::eltorito_image(
+        &|name| files.get(name).cloned(),
+        grub::ISO_PREFIX,
+        grub::ISO_BIOS_MODULES,
+        Some(config),
+    )
+    .expect("El Torito image builds");
+    let ours = compare_with_grub_mkimage(
+        &files,
+        "i386-pc-eltorito",
+        grub::ISO_PREFIX,
+        grub::ISO_BIOS_MODULES,
+        Some(config),
+        &ours,
+    );
+    let mut tail = 2u32.to_le_bytes().to_vec();
+    tail.extend_from_slice(
+        &(config.len() as u32 + 1 + 8)
+            .next_multiple_of(4)
+            .to_le_bytes(),
+    );
+    assert!(
+        ours.payload
+            .windows(tail.len())
+            .any(|window| window == tail.as_slice()),
+        "config module header"
+    );
 }
 
 const MIB: u64 = 1024 * 1024;
