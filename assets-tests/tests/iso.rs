@@ -326,6 +326,22 @@ async fn sd_boot_iso_is_uefi_only_and_boots_under_ovmf() {
 
     let lines = fixture_lines(&boot_uefi_cdrom(&iso, work.path()));
     expect_fixture_boot(&lines, VERSION, &id, "talos.halt_if_installed=1", &[], &[]);
+
+    // arm64 has no BIOS: its default ISO is UEFI-only too, with the arm64 loader name.
+    let arm64 = download_iso(&factory, &id, "metal-arm64.iso", work.path()).await;
+    let report = report(&arm64);
+    assert_eq!(
+        report
+            .lines()
+            .filter(|line| line.starts_with("El Torito boot img :"))
+            .count(),
+        1,
+        "{report}"
+    );
+    assert!(
+        tree(&arm64).contains(&"/EFI/BOOT/BOOTAA64.EFI".to_string()),
+        "{report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -301,6 +301,48 @@ rm esp.img boot.img
     )
 }
 
+/// The imager's hybrid ISO pipeline (imager.md §6.3): the scratch tree, `efiboot.img` with
+/// mkfs.vfat + mcopy, then grub-mkrescue driving xorriso. Leaves `tools.iso` in `dir`.
+fn tools_iso(dir: &Path, work: &Path, imager: &Path) -> Result<Usage> {
+    let install = imager.join("usr/install/amd64");
+    let grub = imager.join("usr/lib/grub/i386-pc");
+    fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    fs::write(
+        dir.join("grub.cfg"),
+        "set default=0\nset timeout=3\nmenuentry \"Talos ISO\" {\n\tlinux /boot/vmlinuz talos.platform=metal\n\tinitrd /boot/initramfs.xz\n}\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let script = format!(
+        "mkdir -p s/boot/grub s/EFI/BOOT s/EFI/Linux s/loader
+cp {install}/vmlinuz s/boot/vmlinuz
+cp {work}/tools-initramfs.xz s/boot/initramfs.xz
+cp grub.cfg s/boot/grub/grub.cfg
+cp {install}/systemd-boot.efi s/EFI/BOOT/BOOTX64.EFI
+cp {work}/tools-uki.efi s/EFI/Linux/Talos-{VERSION}.efi
+printf '# systemd-boot configuration\n\ntimeout 10\n\nsecure-boot-enroll off\n' > s/loader/loader.conf
+head -c 32 /dev/zero > s/loader/random-seed
+# 10 MiB + sd-boot + UKI, at least the 34 MiB mtools needs for FAT32 (as ours).
+size=$(( 10 + ($(stat -c%s s/EFI/BOOT/BOOTX64.EFI) + 1048575) / 1048576 + ($(stat -c%s s/EFI/Linux/Talos-{VERSION}.efi) + 1048575) / 1048576 ))
+[ $size -ge 34 ] || size=34
+truncate -s ${{size}}M s/efiboot.img
+mkfs.vfat -F 32 -n EFI --invariant -s 1 s/efiboot.img >/dev/null 2>&1
+mcopy -s -p -Q -m -i s/efiboot.img s/EFI s/loader ::
+mattrib -i s/efiboot.img +r ::/loader/random-seed
+grub-mkrescue --compress=xz --output=tools.iso --directory={grub} -m efiboot.img -iso-level 3 s \
+  -eltorito-alt-boot -e --interval:appended_partition_2:all:: -append_partition 2 0xef s/efiboot.img \
+  -appended_part_as_gpt -partition_cyl_align all -partition_offset 16 -iso_mbr_part_type 0x83 \
+  -no-emul-boot -- -volid TALOS_V1_12_0 -volset-id Talos-{VERSION} >/dev/null 2>&1
+",
+        install = install.display(),
+        grub = grub.display(),
+        work = work.display(),
+    );
+    measured(
+        Command::new("sh").args(["-ec", &script]).current_dir(dir),
+        &work.join("time.txt"),
+    )
+}
+
 const METAL_SIZE: u64 = 4_453_302_272;
 const AWS_SIZE: u64 = 11_736_711_168;
 
@@ -385,6 +427,10 @@ fn disk_images(
     let aws_xz = compress("xz", &["-T0", "-0", "-f", "disk.raw"], &aws)?;
     let aws_size = size_of(&aws.join("disk.raw.xz"))?;
     let _ = fs::remove_dir_all(&aws);
+    let iso_dir = work.join("iso");
+    let iso_tools = tools_iso(&iso_dir, work, imager)?;
+    let iso_size = size_of(&iso_dir.join("tools.iso"))?;
+    let _ = fs::remove_dir_all(&iso_dir);
 
     let rows = [
         (
@@ -417,10 +463,16 @@ fn disk_images(
             aws_assembly.then(aws_xz),
             aws_size,
         ),
+        (
+            "metal-amd64.iso (hybrid)",
+            build("metal-amd64.iso")?,
+            iso_tools,
+            iso_size,
+        ),
     ];
     println!(
         "\n{:<30} {:>8} {:>8} {:>8} {:>12} | {:>8} {:>8} {:>8} {:>12} | {:>7} {:>7}",
-        "disk image (dual-boot)",
+        "asset (dual-boot / hybrid)",
         "wall s",
         "cpu s",
         "RSS MiB",
@@ -451,7 +503,7 @@ fn disk_images(
     }
     println!(
         "(tools: assembly {:.2} s, zstd -T0 -18 {:.2} s, xz -T0 -0 {:.2} s, qemu-img {:.2} s; \
-         aws: assembly {:.2} s, xz {:.2} s)",
+         aws: assembly {:.2} s, xz {:.2} s; iso: mkfs.vfat + mcopy + grub-mkrescue/xorriso)",
         assembly.wall.as_secs_f64(),
         zstd.wall.as_secs_f64(),
         xz.wall.as_secs_f64(),
