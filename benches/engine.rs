@@ -1,6 +1,6 @@
 //! Assembly throughput of the engine on the fixture release (`cargo xtask fixtures` first):
 //! the initramfs with three extensions, the UKI around it, the ESP (FAT32), the BOOT
-//! partition (XFS), the GPT, the whole dual-boot layout, and each container and encoder
+//! partition (XFS), the GPT, the hybrid ISO, the whole dual-boot layout, and each container and encoder
 //! over that 4.4 GB layout.
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -8,6 +8,7 @@ use image_factory::engine::disk::{self, BiosGrub, Bootloader, DiskInputs};
 use image_factory::engine::extension::{self, Extension};
 use image_factory::engine::fat::{self, FatFile, FatOptions};
 use image_factory::engine::initramfs::{self, ExtensionSet};
+use image_factory::engine::iso::{self, BiosEltorito, IsoBoot, IsoInputs};
 use image_factory::engine::xfs::{self, XfsFile, XfsOptions};
 use image_factory::engine::{gpt, grub, uki};
 use image_factory::format::{self, Compression, Sink};
@@ -24,6 +25,7 @@ struct Inputs {
     sd_boot: Vec<u8>,
     boot_img: Vec<u8>,
     core_img: Vec<u8>,
+    eltorito: BiosEltorito,
     extensions: Vec<Extension>,
     version: TalosVersion,
 }
@@ -74,6 +76,16 @@ fn inputs() -> Inputs {
             boot_img: file("usr/lib/grub/i386-pc/boot.img"),
             core_img: grub::bios_core_image(&grub_file, grub::PREFIX, grub::BIOS_MODULES)
                 .expect("core.img"),
+            eltorito: BiosEltorito {
+                eltorito_img: grub::eltorito_image(
+                    &grub_file,
+                    grub::ISO_PREFIX,
+                    grub::ISO_BIOS_MODULES,
+                    None,
+                )
+                .expect("eltorito.img"),
+                boot_hybrid_img: file("usr/lib/grub/i386-pc/boot_hybrid.img"),
+            },
             extensions,
             version: TalosVersion::new(semver::Version::new(1, 12, 0)),
         }
@@ -234,6 +246,21 @@ fn disk(c: &mut Criterion) {
             attributes: 0,
         }];
         b.iter(|| gpt::write(512, black_box(4_453_302_272), &partitions))
+    });
+    let iso_inputs = IsoInputs {
+        arch: Arch::Amd64,
+        version: inputs.version.clone(),
+        boot: IsoBoot::Hybrid,
+        kernel: inputs.kernel.clone().into(),
+        initramfs: initrd.clone().into(),
+        cmdline: cmdline.into(),
+        sd_boot: inputs.sd_boot.clone().into(),
+        uki: uki_bytes.clone().into(),
+        bios: Some(inputs.eltorito.clone()),
+        mtime: 0,
+    };
+    group.bench_function("layout/iso-hybrid", |b| {
+        b.iter(|| iso::build(black_box(&iso_inputs)).expect("iso"))
     });
     group.bench_function("layout/dual-boot", |b| {
         b.iter(|| disk::build(black_box(&disk_inputs)).expect("layout"))
