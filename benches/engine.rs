@@ -256,6 +256,7 @@ fn disk(c: &mut Criterion) {
         cmdline: cmdline.into(),
         sd_boot: inputs.sd_boot.clone().into(),
         uki: uki_bytes.clone().into(),
+        grub_efi: Default::default(),
         bios: Some(inputs.eltorito.clone()),
         mtime: 0,
     };

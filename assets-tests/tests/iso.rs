@@ -2,7 +2,8 @@
 //! Torito catalog, the system area and both ISO 9660 views (from block 0 and from the GPT
 //! or MBR partition at 16 blocks), osirrox extracts the tree, sgdisk and fdisk read the
 //! partition tables, fsck.fat and mtools the appended ESP; the hybrid ISO boots under
-//! SeaBIOS and OVMF both as a CD and written to a disk, the UEFI-only ISO under OVMF.
+//! SeaBIOS and OVMF both as a CD and written to a disk, the UEFI-only ISO under OVMF, and
+//! the GRUB ISO of Talos before 1.10 under SeaBIOS and OVMF through GRUB.
 
 use assets_tests::{
     TestFactory, boot_bios_cdrom, boot_bios_disk, boot_uefi_cdrom, boot_uefi_disk,
@@ -42,7 +43,7 @@ async fn download_iso(factory: &TestFactory, id: &str, path: &str, work: &Path) 
 
 /// xorriso's reports on the volume, El Torito and the system area (it writes some of them
 /// to standard error).
-fn report(iso: &Path) -> String {
+fn xorriso_report(iso: &Path) -> String {
     run(Command::new("sh").arg("-c").arg(format!(
         "xorriso -indev '{}' -report_el_torito plain -report_system_area plain 2>&1",
         iso.display()
@@ -144,7 +145,7 @@ async fn hybrid_iso_is_valid_and_boots_bios_and_uefi_as_cd_and_disk() {
     let id = factory.create_schematic(HYBRID).await;
     let iso = download_iso(&factory, &id, "metal-amd64.iso", work.path()).await;
 
-    let report = report(&iso);
+    let report = xorriso_report(&iso);
     for expected in [
         "Volume id    : 'TALOS_V1_12_0'",
         "El Torito cat path : /boot.catalog",
@@ -277,7 +278,7 @@ async fn sd_boot_iso_is_uefi_only_and_boots_under_ovmf() {
     let id = factory.create_schematic(SD_BOOT).await;
     let iso = download_iso(&factory, &id, "metal-amd64.iso", work.path()).await;
 
-    let report = report(&iso);
+    let report = xorriso_report(&iso);
     let boot_entries: Vec<&str> = report
         .lines()
         .filter(|line| line.starts_with("El Torito boot img :"))
@@ -329,7 +330,7 @@ async fn sd_boot_iso_is_uefi_only_and_boots_under_ovmf() {
 
     // arm64 has no BIOS: its default ISO is UEFI-only too, with the arm64 loader name.
     let arm64 = download_iso(&factory, &id, "metal-arm64.iso", work.path()).await;
-    let report = report(&arm64);
+    let report = xorriso_report(&arm64);
     assert_eq!(
         report
             .lines()
@@ -345,27 +346,104 @@ async fn sd_boot_iso_is_uefi_only_and_boots_under_ovmf() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn isos_not_built_yet_are_refused_with_the_reason() {
+async fn grub_iso_boots_bios_and_uefi_through_grub() {
+    let work = tempfile::tempdir().unwrap();
     let factory = TestFactory::start(|_| {}).await;
-    let id = factory.create_schematic("customization: {}\n").await;
-    let grub_era = factory
-        .get(&format!("/image/{id}/v1.9.6/metal-amd64.iso"))
+    let id = factory
+        .create_schematic("customization:\n  extraKernelArgs:\n    - console=ttyS0\n")
         .await;
-    assert_eq!(grub_era.status(), 400);
-    let body = grub_era.text().await.unwrap();
-    assert!(
-        body.contains("GRUB ISOs") && body.contains("v1.9.6"),
-        "{body}"
+    // Before 1.10 every ISO is a GRUB ISO.
+    let version = "v1.9.6";
+    let response = factory
+        .get(&format!("/image/{id}/{version}/metal-amd64.iso"))
+        .await;
+    assert_eq!(response.status(), 200);
+    let iso = work.path().join("grub.iso");
+    std::fs::write(&iso, response.bytes().await.unwrap()).unwrap();
+
+    let report = xorriso_report(&iso);
+    let boot_entries: Vec<&str> = report
+        .lines()
+        .filter(|line| line.starts_with("El Torito boot img :"))
+        .collect();
+    assert_eq!(boot_entries.len(), 2, "{report}");
+    assert!(boot_entries[0].contains("BIOS  y   none"), "{report}");
+    assert!(boot_entries[1].contains("UEFI  y   none"), "{report}");
+    assert!(report.contains("Volume id    : 'TALOS_V1_9_6'"), "{report}");
+    assert_eq!(
+        tree(&iso),
+        [
+            "/boot.catalog",
+            "/boot/grub/grub.cfg",
+            "/boot/grub/i386-pc/eltorito.img",
+            "/boot/initramfs.xz",
+            "/boot/vmlinuz",
+        ]
     );
+    let (esp_first, esp_size) = gpt_extent(&report, 2);
+    let esp = sectors(&iso, esp_first, esp_size, &work.path().join("esp.img"));
+    let fsck = run(Command::new("fsck.fat").arg("-n").arg(&esp));
+    assert!(fsck.contains("files,"), "{fsck}");
+    let listing = run(Command::new("mdir")
+        .arg("-i")
+        .arg(&esp)
+        .args(["-/", "-b", "::"]));
+    assert!(listing.contains("::/EFI/BOOT/BOOTX64.EFI"), "{listing}");
+    let loader = work.path().join("BOOTX64.EFI");
+    run(Command::new("mcopy")
+        .arg("-i")
+        .arg(&esp)
+        .arg("::/EFI/BOOT/BOOTX64.EFI")
+        .arg(&loader));
+    let loader = std::fs::read(&loader).unwrap();
+    assert!(loader.starts_with(b"MZ"), "a PE application");
+    assert!(
+        loader
+            .windows(b"()/boot/grub".len())
+            .any(|window| window == b"()/boot/grub"),
+        "GRUB's prefix is the boot drive's /boot/grub"
+    );
+
+    let bios = {
+        let iso = iso.clone();
+        std::thread::spawn(move || boot_bios_cdrom(&iso))
+    };
+    let uefi = boot_uefi_cdrom(&iso, work.path());
+    for (how, log) in [("SeaBIOS CD", bios.join().unwrap()), ("OVMF CD", uefi)] {
+        let lines = fixture_lines(&log);
+        assert!(!lines.is_empty(), "{how}: no fixture output:\n{log}");
+        expect_fixture_boot(&lines, version, &id, "talos.halt_if_installed=1", &[], &[]);
+        assert!(
+            lines.iter().any(|l| l.contains("BOOT_IMAGE=/boot/vmlinuz")),
+            "{how} boots through GRUB:\n{}",
+            lines.join("\n")
+        );
+    }
+
+    // bootloader: grub asks for the same ISO on a current version.
     let grub = factory
         .create_schematic("customization:\n  bootloader: grub\n")
         .await;
-    let response = factory
-        .get(&format!("/image/{grub}/{VERSION}/metal-amd64.iso"))
-        .await;
-    assert_eq!(response.status(), 400);
+    let iso = download_iso(&factory, &grub, "metal-amd64.iso", work.path()).await;
+    let report = xorriso_report(&iso);
+    assert!(
+        report.contains("El Torito img path :   1  /boot/grub/i386-pc/eltorito.img"),
+        "{report}"
+    );
+    assert!(
+        !tree(&iso).iter().any(|path| path.starts_with("/EFI")),
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secure_boot_isos_are_refused() {
+    let factory = TestFactory::start(|_| {}).await;
+    let id = factory.create_schematic("customization: {}\n").await;
     let secureboot = factory
         .get(&format!("/image/{id}/{VERSION}/metal-amd64-secureboot.iso"))
         .await;
     assert_eq!(secureboot.status(), 400);
+    let body = secureboot.text().await.unwrap();
+    assert!(body.contains("secure boot"), "{body}");
 }

@@ -93,6 +93,12 @@ pub const ISO_BIOS_MODULES: &[&str] = &[
 /// On an ISO, GRUB's root is the boot CD (or the disk it was written to).
 pub const ISO_PREFIX: &str = "/boot/grub";
 
+/// GRUB's EFI application on an ISO's ESP: `()` is the drive it was loaded from, without the
+/// ESP's partition, which holds the ISO 9660 file system.
+pub const ISO_EFI_PREFIX: &str = "()/boot/grub";
+/// Modules the EFI application needs on an ISO beyond [`COMMON_MODULES`].
+pub const ISO_EFI_EXTRA_MODULES: &[&str] = &["iso9660", "part_msdos"];
+
 /// BOOT is always partition 3 of the disk GRUB was loaded from.
 pub const PREFIX: &str = "(hd0,gpt3)/grub";
 

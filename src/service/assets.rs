@@ -295,14 +295,6 @@ impl Factory {
                 version,
             )
         });
-        if iso_boot == Some(IsoBoot::Grub) {
-            return Err(refused(
-                ErrorKind::InvalidInput,
-                format!(
-                    "GRUB ISOs (Talos before v1.10, or bootloader grub) are not built by this factory yet; Talos {tag} with this schematic needs one"
-                ),
-            ));
-        }
         self.catalogs.require_available(&version.version).await?;
 
         let mut extensions = Vec::new();
@@ -726,16 +718,32 @@ impl Factory {
         let imager = self.imager(&plan.imager).await?;
         let initramfs = self.initramfs(plan).await?;
         let kernel = Self::imager_file(&imager, &format!("usr/install/{arch}/vmlinuz"))?;
-        let uki = self
-            .assemble_uki(
-                plan,
-                kernel.clone(),
-                initramfs.clone(),
-                Some(uki::RESET_SYSTEM_DISK),
-            )
-            .await?;
-        let sd_boot = Self::imager_file(&imager, &format!("usr/install/{arch}/systemd-boot.efi"))?;
-        let bios = if boot == IsoBoot::Hybrid {
+        let (uki, sd_boot, grub_efi) = if boot == IsoBoot::Grub {
+            let imager = imager.clone();
+            let efi = grub::EfiArch::from(arch);
+            let grub_efi = tokio::task::spawn_blocking(move || {
+                let dir = format!("usr/lib/grub/{}", efi.platform());
+                let files = |name: &str| imager.file(&format!("{dir}/{name}")).map(<[u8]>::to_vec);
+                let modules = [grub::COMMON_MODULES, grub::ISO_EFI_EXTRA_MODULES].concat();
+                grub::efi_image(efi, &files, grub::ISO_EFI_PREFIX, &modules)
+            })
+            .await
+            .map_err(|error| ServiceError::Task(error.to_string()))??;
+            (Vec::new(), Vec::new(), grub_efi)
+        } else {
+            let uki = self
+                .assemble_uki(
+                    plan,
+                    kernel.clone(),
+                    initramfs.clone(),
+                    Some(uki::RESET_SYSTEM_DISK),
+                )
+                .await?;
+            let sd_boot =
+                Self::imager_file(&imager, &format!("usr/install/{arch}/systemd-boot.efi"))?;
+            (uki, sd_boot, Vec::new())
+        };
+        let bios = if arch == Arch::Amd64 && boot != IsoBoot::Uefi {
             let (boot_hybrid_img, eltorito_img) =
                 Self::grub_bios(&imager, "boot_hybrid.img", |files| {
                     grub::eltorito_image(files, grub::ISO_PREFIX, grub::ISO_BIOS_MODULES, None)
@@ -757,6 +765,7 @@ impl Factory {
             cmdline: plan.cmdline.clone(),
             sd_boot: sd_boot.into(),
             uki: uki.into(),
+            grub_efi: grub_efi.into(),
             bios,
             mtime: SOURCE_DATE_EPOCH,
         };

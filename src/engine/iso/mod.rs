@@ -21,7 +21,7 @@ pub enum IsoBoot {
     Hybrid,
     /// systemd-boot for UEFI only.
     Uefi,
-    /// GRUB for BIOS and UEFI (`grub-mkrescue`).
+    /// GRUB for BIOS (amd64) and for UEFI on the appended ESP.
     Grub,
 }
 
@@ -79,10 +79,12 @@ pub struct IsoInputs {
     pub kernel: Bytes,
     pub initramfs: Bytes,
     pub cmdline: String,
+    /// systemd-boot and the UKI with the ISO's reset profile (hybrid and UEFI-only).
     pub sd_boot: Bytes,
-    /// The UKI with the ISO's reset profile.
     pub uki: Bytes,
-    /// Required for [`IsoBoot::Hybrid`].
+    /// GRUB's EFI application, finding `/boot/grub` on the medium it was loaded from (GRUB).
+    pub grub_efi: Bytes,
+    /// GRUB for BIOS: required for hybrid ISOs and amd64 GRUB ISOs.
     pub bios: Option<BiosEltorito>,
     /// Unix time of every file and of the volume.
     pub mtime: u32,
@@ -129,8 +131,16 @@ fn efi_loader_name(arch: Arch) -> &'static str {
     }
 }
 
-/// The files the ESP and the ISO tree share.
+/// The files of the ESP (the ISO tree has systemd-boot's too).
 fn uefi_files(iso: &IsoInputs) -> Vec<(String, Bytes, bool, bool)> {
+    if iso.boot == IsoBoot::Grub {
+        return vec![(
+            efi_loader_name(iso.arch).into(),
+            iso.grub_efi.clone(),
+            false,
+            false,
+        )];
+    }
     vec![
         (
             efi_loader_name(iso.arch).into(),
@@ -160,10 +170,12 @@ fn uefi_files(iso: &IsoInputs) -> Vec<(String, Bytes, bool, bool)> {
     ]
 }
 
-/// `efiboot.img` of imager.md §6.4: 10 MiB plus sd-boot and the UKI rounded up to MiB.
+/// `efiboot.img` of imager.md §6.4: 10 MiB plus sd-boot and the UKI (or GRUB) rounded up to
+/// MiB.
 fn esp(iso: &IsoInputs) -> Result<SparseImage, EngineError> {
     let mib = |bytes: &Bytes| (bytes.len() as u64).div_ceil(MIB) * MIB;
-    let size = (10 * MIB + mib(&iso.sd_boot) + mib(&iso.uki)).max(MIN_ESP_SIZE);
+    let size =
+        (10 * MIB + mib(&iso.sd_boot) + mib(&iso.uki) + mib(&iso.grub_efi)).max(MIN_ESP_SIZE);
     let files: Vec<FatFile> = uefi_files(iso)
         .into_iter()
         .map(|(path, bytes, packed, read_only)| FatFile {
@@ -203,25 +215,32 @@ fn mbr_entry(kind: u8, first_lba: u64, sectors: u64) -> Result<[u8; 16], EngineE
 
 /// The whole ISO for `iso.boot`.
 pub fn build(iso: &IsoInputs) -> Result<SparseImage, EngineError> {
-    let bios = match (iso.boot, &iso.bios) {
-        (IsoBoot::Grub, _) => {
-            return Err(EngineError::InvalidInput(
-                "GRUB ISOs (Talos before 1.10, or bootloader grub) are not built yet".into(),
-            ));
-        }
-        (IsoBoot::Hybrid, None) => {
-            return Err(EngineError::InvalidInput(
-                "a hybrid ISO needs GRUB's El Torito image".into(),
-            ));
-        }
-        (IsoBoot::Hybrid, Some(bios)) => Some(bios),
-        (IsoBoot::Uefi, _) => None,
+    let wants_bios = match iso.boot {
+        IsoBoot::Hybrid => true,
+        IsoBoot::Grub => iso.arch == Arch::Amd64,
+        IsoBoot::Uefi => false,
     };
+    let bios = match (wants_bios, &iso.bios) {
+        (true, None) => {
+            return Err(EngineError::InvalidInput(format!(
+                "a {} ISO for {} needs GRUB's El Torito image",
+                iso.boot.as_str(),
+                iso.arch
+            )));
+        }
+        (true, Some(bios)) => Some(bios),
+        (false, _) => None,
+    };
+    if iso.boot == IsoBoot::Grub && iso.grub_efi.is_empty() {
+        return Err(EngineError::InvalidInput(
+            "a GRUB ISO needs GRUB's EFI application".into(),
+        ));
+    }
     let esp = esp(iso)?;
     let esp_size = esp.size();
 
     let mut files = Vec::new();
-    if bios.is_some() {
+    if bios.is_some() || iso.boot == IsoBoot::Grub {
         let reset = iso.version.at_least(1, 4, 0);
         files.extend([
             IsoFile {
@@ -249,15 +268,18 @@ pub fn build(iso: &IsoInputs) -> Result<SparseImage, EngineError> {
             packed: false,
         });
     }
-    files.extend(
-        uefi_files(iso)
-            .into_iter()
-            .map(|(path, bytes, packed, _)| IsoFile {
-                path,
-                bytes,
-                packed,
-            }),
-    );
+    // systemd-boot's files are also plain files of the tree, as the imager copies them.
+    if iso.boot != IsoBoot::Grub {
+        files.extend(
+            uefi_files(iso)
+                .into_iter()
+                .map(|(path, bytes, packed, _)| IsoFile {
+                    path,
+                    bytes,
+                    packed,
+                }),
+        );
+    }
 
     let layout = Layout {
         partition_offset: true,
