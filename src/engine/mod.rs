@@ -9,6 +9,7 @@ pub mod fat;
 pub mod gpt;
 pub mod grub;
 pub mod initramfs;
+pub mod installer;
 pub mod iso;
 pub mod meta;
 pub mod modules;

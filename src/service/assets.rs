@@ -10,6 +10,7 @@ use crate::engine::extension;
 use crate::engine::grub;
 use crate::engine::initramfs::SOURCE_DATE_EPOCH;
 use crate::engine::initramfs::{self, ExtensionSet};
+use crate::engine::installer;
 use crate::engine::iso::{self, BiosEltorito, IsoBoot, IsoInputs};
 use crate::engine::uki;
 use crate::error::ErrorKind;
@@ -84,6 +85,8 @@ pub struct Plan {
     pub bootloader: Option<Bootloader>,
     /// How an ISO boots.
     pub iso_boot: Option<IsoBoot>,
+    /// The installer base an installer image extends.
+    pub installer_base: Option<ImageRef>,
     pub key: String,
 }
 
@@ -244,6 +247,7 @@ impl Factory {
                 | OutputKind::Uki
                 | OutputKind::Image
                 | OutputKind::Iso
+                | OutputKind::Installer
         ) {
             return Err(refused(
                 ErrorKind::InvalidInput,
@@ -330,6 +334,16 @@ impl Factory {
         let imager = self
             .catalogs
             .core_image(&self.config.artifacts.core.components.imager, &tag);
+        // From 1.10 installers extend `installer-base`; before, the full `installer`.
+        let installer_base = (kind == OutputKind::Installer).then(|| {
+            let components = &self.config.artifacts.core.components;
+            let base = if version.at_least(1, 10, 0) {
+                &components.installer_base
+            } else {
+                &components.installer
+            };
+            self.catalogs.core_image(base, &tag)
+        });
 
         let mut hasher = Sha256::new();
         for part in [
@@ -349,7 +363,13 @@ impl Factory {
         for (name, image) in &extensions {
             hasher.update(format!("{name}={image}\0").as_bytes());
         }
-        hasher.update(format!("{:?}\0{bootloader:?}\0{iso_boot:?}\0", request.path).as_bytes());
+        hasher.update(
+            format!(
+                "{:?}\0{bootloader:?}\0{iso_boot:?}\0{installer_base:?}\0",
+                request.path
+            )
+            .as_bytes(),
+        );
         let key = crate::source::oci::hex(&hasher.finalize());
         Ok(Plan {
             request,
@@ -358,6 +378,7 @@ impl Factory {
             cmdline,
             bootloader,
             iso_boot,
+            installer_base,
             key,
         })
     }
@@ -454,11 +475,14 @@ impl Factory {
         let key = plan.key.clone();
         let kind = plan.request.path.kind;
         let builds = self.builds.clone();
-        let stored = if matches!(kind, OutputKind::Image | OutputKind::Iso) {
-            let image = if kind == OutputKind::Iso {
-                self.iso_image(&plan).await
-            } else {
-                self.disk_image(&plan).await
+        let stored = if matches!(
+            kind,
+            OutputKind::Image | OutputKind::Iso | OutputKind::Installer
+        ) {
+            let image = match kind {
+                OutputKind::Iso => self.iso_image(&plan).await,
+                OutputKind::Installer => self.installer_image(&plan).await,
+                _ => self.disk_image(&plan).await,
             }
             .map_err(shared)?;
             let compression = match plan.request.path.out_format {
@@ -706,6 +730,81 @@ impl Factory {
         })
         .await
         .map_err(|error| ServiceError::Task(error.to_string()))?
+    }
+
+    /// The installer of `plan`: a `docker save` tarball of the installer base plus the boot
+    /// artifacts layer.
+    async fn installer_image(&self, plan: &Plan) -> Result<SparseImage, ServiceError> {
+        let request = &plan.request;
+        let arch = request.path.arch;
+        let base = plan
+            .installer_base
+            .clone()
+            .ok_or_else(|| refused(ErrorKind::Internal, "installer without a base image"))?;
+        let (config, layers) = self.images.image_parts(&base, arch.as_str()).await?;
+        let base_config: serde_json::Value = serde_json::from_slice(&config).map_err(|error| {
+            refused(
+                ErrorKind::Internal,
+                format!("{base}: invalid image config: {error}"),
+            )
+        })?;
+        let diff_ids: Vec<String> = base_config["rootfs"]["diff_ids"]
+            .as_array()
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| id.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if diff_ids.len() != layers.len() {
+            return Err(refused(
+                ErrorKind::Internal,
+                format!(
+                    "{base}: the config lists {} layers, the manifest {}",
+                    diff_ids.len(),
+                    layers.len()
+                ),
+            ));
+        }
+        let base_layers = layers
+            .into_iter()
+            .zip(diff_ids)
+            .map(|((descriptor, blob), diff_id)| installer::BaseLayer {
+                blob: blob.into(),
+                media_type: descriptor.media_type,
+                diff_id,
+            })
+            .collect();
+        let imager = self.imager(&plan.imager).await?;
+        let (sd_boot, uki, kernel, initramfs) = if request.version.at_least(1, 10, 0) {
+            let uki = self.uki(plan, Some(uki::RESET_MAINTENANCE)).await?;
+            let sd_boot =
+                Self::imager_file(&imager, &format!("usr/install/{arch}/systemd-boot.efi"))?;
+            (sd_boot, uki, Vec::new(), Vec::new())
+        } else {
+            let initramfs = self.initramfs(plan).await?;
+            let kernel = Self::imager_file(&imager, &format!("usr/install/{arch}/vmlinuz"))?;
+            (Vec::new(), Vec::new(), kernel, initramfs)
+        };
+        let inputs = installer::InstallerInputs {
+            arch,
+            reference: base.to_string(),
+            base_config,
+            base_layers,
+            artifacts: installer::artifacts(
+                arch,
+                &request.version,
+                sd_boot.into(),
+                uki.into(),
+                kernel.into(),
+                initramfs.into(),
+            ),
+            created: i64::from(SOURCE_DATE_EPOCH),
+        };
+        tokio::task::spawn_blocking(move || installer::tarball(&inputs))
+            .await
+            .map_err(|error| ServiceError::Task(error.to_string()))?
+            .map_err(ServiceError::from)
     }
 
     /// The ISO of `plan` as a sparse image.

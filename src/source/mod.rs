@@ -142,6 +142,40 @@ impl Images {
     /// Resolves `image`, checks its signature, picks the `linux/<arch>` manifest if it is an
     /// index, and flattens that manifest's layers.
     pub async fn pull(&self, image: &ImageRef, arch: &str) -> Result<Pulled, SourceError> {
+        let (manifest, digest) = self.platform_manifest(image, arch).await?;
+        let mut tree = FileTree::default();
+        let name = image.to_string();
+        for layer in &manifest.layers {
+            let blob = self.source.blob(image, &layer.digest).await?;
+            tree.apply_layer(&name, &layer.media_type, &blob)?;
+        }
+        Ok(Pulled { digest, tree })
+    }
+
+    /// The `linux/<arch>` image of `image` as stored: its config document and its layer
+    /// blobs (compressed) with their media types, after the signature check.
+    pub async fn image_parts(
+        &self,
+        image: &ImageRef,
+        arch: &str,
+    ) -> Result<(Vec<u8>, Vec<(oci::Descriptor, Vec<u8>)>), SourceError> {
+        let (manifest, _) = self.platform_manifest(image, arch).await?;
+        let config = self.source.blob(image, &manifest.config.digest).await?;
+        let mut layers = Vec::with_capacity(manifest.layers.len());
+        for layer in manifest.layers {
+            let blob = self.source.blob(image, &layer.digest).await?;
+            layers.push((layer, blob));
+        }
+        Ok((config, layers))
+    }
+
+    /// The verified image manifest of `image` for `linux/<arch>`, and the digest `image`
+    /// resolved to.
+    async fn platform_manifest(
+        &self,
+        image: &ImageRef,
+        arch: &str,
+    ) -> Result<(oci::Manifest, Digest), SourceError> {
         let (bytes, digest) = self.source.manifest(image).await?;
         self.verifier.verify(&self.source, image, &digest).await?;
         let manifest = match oci::ManifestKind::parse(&bytes)
@@ -174,12 +208,6 @@ impl Images {
                 }
             }
         };
-        let mut tree = FileTree::default();
-        let name = image.to_string();
-        for layer in &manifest.layers {
-            let blob = self.source.blob(image, &layer.digest).await?;
-            tree.apply_layer(&name, &layer.media_type, &blob)?;
-        }
-        Ok(Pulled { digest, tree })
+        Ok((manifest, digest))
     }
 }
