@@ -1,7 +1,7 @@
 //! The HTTP API router: schematics, health, and the conventions every route shares
 //! (`Server` and `X-Request-ID` headers, CORS, plain-text errors ending in a newline).
 
-use super::{assets, json};
+use super::{assets, json, registry};
 use crate::error::{Classify, ErrorKind};
 use crate::service::{Factory, ServiceError};
 use axum::Router;
@@ -46,6 +46,9 @@ pub fn router(factory: Factory) -> Router {
         .route("/version/{version}/overlays/official", get(overlays))
         .route("/image/{schematic}/{version}/{path}", get(assets::image))
         .route("/pxe/{schematic}/{version}/{path}", get(assets::pxe))
+        .route("/v2", get(registry::ping))
+        .route("/v2/", get(registry::ping))
+        .route("/v2/{*path}", get(registry::route))
         .fallback(|| async { plain_text(StatusCode::NOT_FOUND, "404 page not found") })
         .method_not_allowed_fallback(|| async {
             plain_text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")

@@ -3,5 +3,6 @@
 mod assets;
 pub mod http;
 mod json;
+mod registry;
 
 pub use http::{router, serve};

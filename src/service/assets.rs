@@ -122,6 +122,8 @@ pub struct Builds {
     slots: Arc<Semaphore>,
     started: AtomicU64,
     imagers: Mutex<Vec<(String, Arc<FileTree>)>>,
+    /// Registry installer builds run one at a time (see `registry.rs`).
+    pub registry_builds: Mutex<()>,
 }
 
 impl Builds {
@@ -138,6 +140,7 @@ impl Builds {
             slots: Arc::new(Semaphore::new(config.build.max_concurrency.max(1) as usize)),
             started: AtomicU64::new(0),
             imagers: Mutex::new(Vec::new()),
+            registry_builds: Mutex::new(()),
         })
     }
 
@@ -735,6 +738,19 @@ impl Factory {
     /// The installer of `plan`: a `docker save` tarball of the installer base plus the boot
     /// artifacts layer.
     async fn installer_image(&self, plan: &Plan) -> Result<SparseImage, ServiceError> {
+        let inputs = self.installer_inputs(plan).await?;
+        tokio::task::spawn_blocking(move || installer::tarball(&inputs))
+            .await
+            .map_err(|error| ServiceError::Task(error.to_string()))?
+            .map_err(ServiceError::from)
+    }
+
+    /// What the installer of `plan` is made of: the base image's config and layers, and the
+    /// boot artifacts.
+    pub async fn installer_inputs(
+        &self,
+        plan: &Plan,
+    ) -> Result<installer::InstallerInputs, ServiceError> {
         let request = &plan.request;
         let arch = request.path.arch;
         let base = plan
@@ -801,10 +817,7 @@ impl Factory {
             ),
             created: i64::from(SOURCE_DATE_EPOCH),
         };
-        tokio::task::spawn_blocking(move || installer::tarball(&inputs))
-            .await
-            .map_err(|error| ServiceError::Task(error.to_string()))?
-            .map_err(ServiceError::from)
+        Ok(inputs)
     }
 
     /// The ISO of `plan` as a sparse image.

@@ -1,0 +1,302 @@
+//! Installer images for the OCI registry frontend: the images of both architectures are
+//! built from the same plans as the installer tarballs, their documents and blobs stored in
+//! the asset cache by digest, and joined in an image index a node pulls by tag.
+
+use super::assets::Plan;
+use super::{Factory, ServiceError};
+use crate::engine::installer::{self, InstallerImage};
+use crate::error::ErrorKind;
+use crate::profile::Arch;
+use crate::store::cache::CachedAsset;
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// A manifest or index as served: its bytes, media type and digest.
+#[derive(Debug, Clone)]
+pub struct RegistryManifest {
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+    pub digest: String,
+}
+
+/// What an image name asks for: the platform and Secure Boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallerName {
+    pub platform: String,
+    pub secureboot: bool,
+}
+
+impl InstallerName {
+    /// `installer`, `installer-secureboot`, `<platform>-installer[-secureboot]`.
+    pub fn parse(name: &str) -> Option<InstallerName> {
+        let (rest, secureboot) = match name.strip_suffix("-secureboot") {
+            Some(rest) => (rest, true),
+            None => (name, false),
+        };
+        let platform = if rest == "installer" {
+            "metal"
+        } else {
+            rest.strip_suffix("-installer")
+                .filter(|platform| !platform.is_empty())?
+        };
+        Some(InstallerName {
+            platform: platform.to_string(),
+            secureboot,
+        })
+    }
+
+    /// The asset path of this installer for `arch` (the profile grammar's rules 6 and 7).
+    fn asset_path(&self, arch: Arch) -> String {
+        let suffix = if self.secureboot { "-secureboot" } else { "" };
+        if self.platform == "metal" {
+            format!("installer-{arch}{suffix}.tar")
+        } else {
+            format!("{}-installer-{arch}{suffix}.tar", self.platform)
+        }
+    }
+}
+
+fn digest_of(bytes: &[u8]) -> String {
+    format!("sha256:{}", crate::source::oci::hex(&Sha256::digest(bytes)))
+}
+
+/// Cache key of a blob or document by digest.
+fn blob_key(digest: &str) -> Option<String> {
+    let hex = digest.strip_prefix("sha256:")?;
+    (hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+    .then(|| format!("oci-blob-{hex}"))
+}
+
+fn refused(kind: ErrorKind, message: impl Into<String>) -> ServiceError {
+    ServiceError::Refused {
+        kind,
+        message: message.into(),
+    }
+}
+
+fn media_type_of(document: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(document).ok()?;
+    value.get("mediaType")?.as_str().map(String::from)
+}
+
+impl Factory {
+    /// Checks the schematic (404 first), then the image name (400).
+    async fn installer_repository(
+        &self,
+        image: &str,
+        schematic: &str,
+    ) -> Result<InstallerName, ServiceError> {
+        self.schematic(schematic)
+            .await
+            .map_err(|error| match error {
+                ServiceError::SchematicNotFound => {
+                    ServiceError::SchematicIdNotFound(schematic.into())
+                }
+                other => other,
+            })?;
+        InstallerName::parse(image)
+            .ok_or_else(|| refused(ErrorKind::InvalidInput, format!("invalid image: {image}")))
+    }
+
+    /// `GET /v2/<image>/<schematic>/manifests/<reference>`: the index of a version (built on
+    /// first use; `latest` is the newest stable version), or a stored document by digest.
+    pub async fn installer_manifest(
+        &self,
+        image: &str,
+        schematic: &str,
+        reference: &str,
+    ) -> Result<RegistryManifest, ServiceError> {
+        let name = self.installer_repository(image, schematic).await?;
+        if reference.starts_with("sha256:") {
+            let asset = self.stored_blob(reference)?;
+            let bytes = tokio::fs::read(&asset.path)
+                .await
+                .map_err(|error| ServiceError::Task(format!("reading {reference}: {error}")))?;
+            let media_type = media_type_of(&bytes).ok_or_else(|| {
+                refused(
+                    ErrorKind::NotFound,
+                    format!("manifest unknown: {reference}"),
+                )
+            })?;
+            return Ok(RegistryManifest {
+                bytes,
+                media_type,
+                digest: reference.to_string(),
+            });
+        }
+        let version = if reference == "latest" {
+            let versions = self.catalogs.versions().await?;
+            versions
+                .iter()
+                .rev()
+                .find(|version| version.pre.is_empty())
+                .map(|version| format!("v{version}"))
+                .ok_or_else(|| refused(ErrorKind::NotFound, "no stable Talos version"))?
+        } else if reference.starts_with('v') {
+            reference.to_string()
+        } else {
+            return Err(refused(
+                ErrorKind::NotFound,
+                format!("manifest unknown: {reference}"),
+            ));
+        };
+        let mut manifests = Vec::new();
+        for arch in [Arch::Amd64, Arch::Arm64] {
+            let request = self
+                .asset_request(schematic, &version, &name.asset_path(arch))
+                .await?;
+            let plan = self.plan(request).await?;
+            let manifest = self.installer_arch_manifest(&plan).await?;
+            manifests.push(json!({
+                "mediaType": installer::OCI_MANIFEST,
+                "digest": digest_of(&manifest),
+                "size": manifest.len(),
+                "platform": {"architecture": arch.as_str(), "os": "linux"},
+            }));
+        }
+        let index = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": manifests,
+        }))
+        .map_err(|error| ServiceError::Task(error.to_string()))?;
+        let digest = digest_of(&index);
+        self.store_blob(&digest, index.clone()).await?;
+        Ok(RegistryManifest {
+            bytes: index,
+            media_type: OCI_INDEX.into(),
+            digest,
+        })
+    }
+
+    /// `GET /v2/<image>/<schematic>/blobs/<digest>`: a config or layer stored by a build.
+    pub async fn installer_blob(
+        &self,
+        image: &str,
+        schematic: &str,
+        digest: &str,
+    ) -> Result<CachedAsset, ServiceError> {
+        self.installer_repository(image, schematic).await?;
+        self.stored_blob(digest)
+    }
+
+    fn stored_blob(&self, digest: &str) -> Result<CachedAsset, ServiceError> {
+        let key = blob_key(digest)
+            .ok_or_else(|| refused(ErrorKind::NotFound, format!("blob unknown: {digest}")))?;
+        self.builds
+            .cache
+            .get(&key)
+            .ok_or_else(|| refused(ErrorKind::NotFound, format!("blob unknown: {digest}")))
+    }
+
+    async fn store_blob(&self, digest: &str, bytes: Vec<u8>) -> Result<(), ServiceError> {
+        let key =
+            blob_key(digest).ok_or_else(|| ServiceError::Task(format!("bad digest {digest}")))?;
+        let builds = self.builds.clone();
+        tokio::task::spawn_blocking(move || {
+            if builds.cache.get(&key).is_some() {
+                return Ok(());
+            }
+            builds.cache.put(&key, &bytes).map(|_| ())
+        })
+        .await
+        .map_err(|error| ServiceError::Task(error.to_string()))?
+        .map_err(ServiceError::Task)
+    }
+
+    /// The image manifest of one architecture's installer, building and storing the image
+    /// the first time; one registry build at a time, so concurrent pulls build once.
+    async fn installer_arch_manifest(&self, plan: &Plan) -> Result<Vec<u8>, ServiceError> {
+        let key = format!("oci-manifest-{}", plan.key);
+        if let Some(asset) = self.builds.cache.get(&key) {
+            return tokio::fs::read(&asset.path)
+                .await
+                .map_err(|error| ServiceError::Task(error.to_string()));
+        }
+        let _building = self.builds.registry_builds.lock().await;
+        if let Some(asset) = self.builds.cache.get(&key) {
+            return tokio::fs::read(&asset.path)
+                .await
+                .map_err(|error| ServiceError::Task(error.to_string()));
+        }
+        let inputs = self.installer_inputs(plan).await?;
+        let InstallerImage {
+            config,
+            manifest,
+            layers,
+        } = tokio::task::spawn_blocking(move || installer::image(&inputs))
+            .await
+            .map_err(|error| ServiceError::Task(error.to_string()))??;
+        self.store_blob(&digest_of(&config), config).await?;
+        for (digest, blob) in layers {
+            self.store_blob(&digest, blob.to_vec()).await?;
+        }
+        // The manifest goes in last: it is only served once everything it names is stored.
+        self.store_blob(&digest_of(&manifest), manifest.clone())
+            .await?;
+        let builds = self.builds.clone();
+        let stored = manifest.clone();
+        tokio::task::spawn_blocking(move || builds.cache.put(&key, &stored))
+            .await
+            .map_err(|error| ServiceError::Task(error.to_string()))?
+            .map_err(ServiceError::Task)?;
+        Ok(manifest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names() {
+        let name = |platform: &str, secureboot| {
+            Some(InstallerName {
+                platform: platform.into(),
+                secureboot,
+            })
+        };
+        assert_eq!(InstallerName::parse("installer"), name("metal", false));
+        assert_eq!(
+            InstallerName::parse("installer-secureboot"),
+            name("metal", true)
+        );
+        assert_eq!(InstallerName::parse("aws-installer"), name("aws", false));
+        assert_eq!(
+            InstallerName::parse("metal-installer-secureboot"),
+            name("metal", true)
+        );
+        for bad in ["", "-installer", "imager", "installer-foo", "secureboot"] {
+            assert_eq!(InstallerName::parse(bad), None, "{bad}");
+        }
+        assert_eq!(
+            name("aws", false).unwrap().asset_path(Arch::Arm64),
+            "aws-installer-arm64.tar"
+        );
+        assert_eq!(
+            name("metal", true).unwrap().asset_path(Arch::Amd64),
+            "installer-amd64-secureboot.tar"
+        );
+    }
+
+    #[test]
+    fn blob_keys_need_a_sha256_digest() {
+        assert_eq!(
+            blob_key(&format!("sha256:{}", "a".repeat(64))),
+            Some(format!("oci-blob-{}", "a".repeat(64)))
+        );
+        for bad in [
+            "sha256:abc",
+            "md5:00",
+            &format!("sha256:{}", "A".repeat(64)),
+        ] {
+            assert_eq!(blob_key(bad), None);
+        }
+        assert!(blob_key(&format!("sha256:../{}", "a".repeat(61))).is_none());
+    }
+}
