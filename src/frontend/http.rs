@@ -46,6 +46,7 @@ pub fn router(factory: Factory) -> Router {
         .route("/version/{version}/overlays/official", get(overlays))
         .route("/image/{schematic}/{version}/{path}", get(assets::image))
         .route("/pxe/{schematic}/{version}/{path}", get(assets::pxe))
+        .route("/oci/cosign/signing-key.pub", get(registry::signing_key))
         .route("/v2", get(registry::ping))
         .route("/v2/", get(registry::ping))
         .route("/v2/{*path}", get(registry::route))

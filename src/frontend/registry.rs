@@ -21,6 +21,12 @@ fn with_api_version(mut response: Response) -> Response {
     response
 }
 
+/// `GET /oci/cosign/signing-key.pub`: the public key installer signatures verify with.
+pub async fn signing_key(State(factory): State<Factory>) -> Response {
+    let pem = factory.builds.cache.signing_key().verifying_key().to_pem();
+    ([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response()
+}
+
 /// `GET /v2/`: the API version check clients start with.
 pub async fn ping() -> Response {
     with_api_version(StatusCode::OK.into_response())

@@ -72,6 +72,13 @@ fn blob_key(digest: &str) -> Option<String> {
     .then(|| format!("oci-blob-{hex}"))
 }
 
+/// The digest a cosign signature tag `sha256-<hex>.sig` names.
+fn signature_tag(reference: &str) -> Option<String> {
+    let hex = reference.strip_prefix("sha256-")?.strip_suffix(".sig")?;
+    let digest = format!("sha256:{hex}");
+    blob_key(&digest).map(|_| digest)
+}
+
 fn refused(kind: ErrorKind, message: impl Into<String>) -> ServiceError {
     ServiceError::Refused {
         kind,
@@ -112,6 +119,9 @@ impl Factory {
         reference: &str,
     ) -> Result<RegistryManifest, ServiceError> {
         let name = self.installer_repository(image, schematic).await?;
+        if let Some(signed) = signature_tag(reference) {
+            return self.signature_manifest(image, schematic, &signed).await;
+        }
         if reference.starts_with("sha256:") {
             let asset = self.stored_blob(reference)?;
             let bytes = tokio::fs::read(&asset.path)
@@ -170,6 +180,65 @@ impl Factory {
         Ok(RegistryManifest {
             bytes: index,
             media_type: OCI_INDEX.into(),
+            digest,
+        })
+    }
+
+    /// The cosign signature of an index this factory built, in the classic tag scheme: one
+    /// simple-signing payload layer naming `<host>/<image>/<schematic>` and the digest, its
+    /// ECDSA P-256 signature (the cache signing key) in the layer's annotation.
+    async fn signature_manifest(
+        &self,
+        image: &str,
+        schematic: &str,
+        signed: &str,
+    ) -> Result<RegistryManifest, ServiceError> {
+        self.stored_blob(signed)?;
+        let host = self
+            .config
+            .http
+            .external_url
+            .split("://")
+            .nth(1)
+            .unwrap_or(&self.config.http.external_url)
+            .trim_end_matches('/')
+            .to_string();
+        let payload =
+            crate::sign::SimpleSigning::new(&format!("{host}/{image}/{schematic}"), signed)
+                .to_bytes();
+        let signature =
+            crate::sign::encode_signature(&self.builds.cache.signing_key().sign(&payload));
+        let payload_digest = digest_of(&payload);
+        let config = serde_json::to_vec(&json!({
+            "architecture": "",
+            "os": "",
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [payload_digest]},
+        }))
+        .map_err(|error| ServiceError::Task(error.to_string()))?;
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": installer::OCI_MANIFEST,
+            "config": {
+                "mediaType": installer::OCI_CONFIG,
+                "size": config.len(),
+                "digest": digest_of(&config),
+            },
+            "layers": [{
+                "mediaType": crate::sign::SIMPLE_SIGNING_MEDIA_TYPE,
+                "size": payload.len(),
+                "digest": payload_digest,
+                "annotations": {crate::sign::SIGNATURE_ANNOTATION: signature},
+            }],
+        }))
+        .map_err(|error| ServiceError::Task(error.to_string()))?;
+        self.store_blob(&digest_of(&config), config).await?;
+        self.store_blob(&payload_digest, payload).await?;
+        let digest = digest_of(&manifest);
+        self.store_blob(&digest, manifest.clone()).await?;
+        Ok(RegistryManifest {
+            bytes: manifest,
+            media_type: installer::OCI_MANIFEST.into(),
             digest,
         })
     }
@@ -282,6 +351,18 @@ mod tests {
             name("metal", true).unwrap().asset_path(Arch::Amd64),
             "installer-amd64-secureboot.tar"
         );
+    }
+
+    #[test]
+    fn signature_tags() {
+        let hex = "b".repeat(64);
+        assert_eq!(
+            signature_tag(&format!("sha256-{hex}.sig")),
+            Some(format!("sha256:{hex}"))
+        );
+        assert_eq!(signature_tag(&format!("sha256-{hex}")), None);
+        assert_eq!(signature_tag("sha256-abc.sig"), None);
+        assert_eq!(signature_tag("v1.12.0"), None);
     }
 
     #[test]

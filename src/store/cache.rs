@@ -154,6 +154,11 @@ impl AssetCache {
         })
     }
 
+    /// The key entries are signed with, which also signs what the factory publishes.
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.signing
+    }
+
     fn entry_dir(&self, key: &str) -> PathBuf {
         self.root.join(key)
     }
