@@ -342,8 +342,32 @@ async fn image_route_statuses_and_headers() {
         (response.status().as_u16(), response.text().await.unwrap()),
         (404, "version 1.10.0 is not available\n".to_string())
     );
+    // Checksums in `sha256sum` format, checked by coreutils against the asset itself.
+    let checksums = tempfile::tempdir().unwrap();
+    let kernel = get(format!("{base}/image/{VANILLA_ID}/{VERSION}/kernel-amd64"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    std::fs::write(checksums.path().join("kernel-amd64"), &kernel).unwrap();
+    for (suffix, tool) in [("sha256", "sha256sum"), ("sha512", "sha512sum")] {
+        let response = get(format!(
+            "{base}/image/{VANILLA_ID}/{VERSION}/kernel-amd64.{suffix}"
+        ))
+        .await;
+        assert_eq!(response.status(), 200);
+        let line = response.text().await.unwrap();
+        assert!(line.ends_with("  kernel-amd64\n"), "{line}");
+        std::fs::write(checksums.path().join(suffix), &line).unwrap();
+        let checked = assets_tests::run(
+            std::process::Command::new(tool)
+                .args(["-c", suffix])
+                .current_dir(checksums.path()),
+        );
+        assert!(checked.contains("kernel-amd64: OK"), "{checked}");
+    }
     let response = get(format!(
-        "{base}/image/{VANILLA_ID}/{VERSION}/kernel-amd64.sha256"
+        "{base}/image/{VANILLA_ID}/{VERSION}/kernel-amd64.sigstore.json"
     ))
     .await;
     assert_eq!(response.status(), 402);

@@ -3,6 +3,7 @@
 
 use super::http::{ApiError, plain_text};
 use crate::service::assets::{BuildState, Delivery};
+use crate::service::checksums::Checksum;
 use crate::service::{Factory, ServiceError};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -36,8 +37,6 @@ pub fn content_type(path: &str) -> &'static str {
 fn enterprise_only(path: &str) -> Option<&'static str> {
     if path.ends_with(".sigstore.json") {
         Some("asset signatures are only available in the Enterprise edition")
-    } else if path.ends_with(".sha256") || path.ends_with(".sha512") {
-        Some("asset checksums are only available in the Enterprise edition")
     } else {
         None
     }
@@ -73,6 +72,22 @@ pub async fn image(
 ) -> Result<Response, ApiError> {
     if let Some(message) = enterprise_only(&path) {
         return Ok(plain_text(StatusCode::PAYMENT_REQUIRED, message));
+    }
+    if let Some((asset, checksum)) = Checksum::split(&path) {
+        let request = factory.asset_request(&schematic, &version, asset).await?;
+        let plan = factory.plan(request).await?;
+        let hex = factory.checksum(plan, checksum).await?;
+        // The format `sha256sum -c` reads.
+        let body = format!("{hex}  {asset}\n");
+        return Ok((
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            if method == Method::HEAD {
+                String::new()
+            } else {
+                body
+            },
+        )
+            .into_response());
     }
     let request = factory.asset_request(&schematic, &version, &path).await?;
     let plan = factory.plan(request).await?;

@@ -2,6 +2,7 @@
 //! store, catalog and build operations, with errors that carry their HTTP kind.
 
 pub mod assets;
+pub mod checksums;
 pub mod registry;
 
 use crate::config::{Config, parse_go_duration};
