@@ -4,6 +4,10 @@
 //! With a partition offset the image also carries a second superblock and directory tree
 //! 16 blocks in, whose addresses count from there, so a partition starting at that block
 //! (after a GPT or MBR in the system area) holds a mountable ISO 9660 file system too.
+//!
+//! Written here rather than with hadris-iso: that crate takes every file's contents as an
+//! owned buffer and writes through `Write + Seek`, so it could neither reference payload in
+//! the sparse image nor stream, and it has no partition-offset view.
 
 use super::super::EngineError;
 use crate::calendar::UtcTime;
