@@ -268,3 +268,55 @@ async fn registry_errors() {
         .unwrap();
     assert_eq!(body, "invalid image: imager\n");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn source_images_are_served_from_the_configured_source() {
+    let work = tempfile::tempdir().unwrap();
+    let factory = TestFactory::start(|_| {}).await;
+    let host = factory.base.trim_start_matches("http://").to_string();
+    let reference = format!("docker://{host}/siderolabs/installer-base:v1.12.0");
+    let ours = run(Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(&reference));
+    let fixture = run(Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!(
+            "oci:{}:ghcr.io/siderolabs/installer-base:v1.12.0",
+            assets_tests::fixture_release().display()
+        )));
+    assert_eq!(ours, fixture, "the manifest as stored");
+    run(Command::new("skopeo")
+        .args(["copy", "-q", "--all", "--src-tls-verify=false"])
+        .arg(&reference)
+        .arg(format!("oci:{}:base", work.path().join("layout").display())));
+
+    let tags: serde_json::Value = factory
+        .get("/v2/siderolabs/installer-base/tags/list")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let tags: Vec<&str> = tags["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tag| tag.as_str().unwrap())
+        .collect();
+    assert!(tags.contains(&"v1.12.0"), "{tags:?}");
+    // Cosign signature tags pass through unchanged.
+    let index_digest = sha256(ours.trim_end().as_bytes());
+    let signature_tag = format!("sha256-{}.sig", index_digest.trim_start_matches("sha256:"));
+    assert!(tags.contains(&signature_tag.as_str()), "{tags:?}");
+    let signature = factory
+        .get(&format!(
+            "/v2/siderolabs/installer-base/manifests/{signature_tag}"
+        ))
+        .await;
+    assert_eq!(signature.status(), 200);
+
+    let unknown = factory.get("/v2/siderolabs/nope/manifests/v1.12.0").await;
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(unknown.text().await.unwrap(), "unknown image: nope\n");
+    let missing = factory.get("/v2/siderolabs/imager/manifests/v9.9.9").await;
+    assert_eq!(missing.status(), 404);
+}

@@ -1,8 +1,9 @@
 //! The OCI distribution frontend (`/v2/…`, api.md §7): installer images a Talos node pulls
-//! by tag, served from the asset cache; manifests, blobs and (empty) referrers.
+//! by tag, served from the asset cache; manifests, blobs and (empty) referrers; and the
+//! release's source images under `/v2/siderolabs/…`.
 
 use super::http::{ApiError, plain_text};
-use crate::service::registry::OCI_INDEX;
+use crate::service::registry::{OCI_INDEX, RegistryManifest, SourceBlob};
 use crate::service::{Factory, ServiceError};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -58,10 +59,11 @@ async fn dispatch(factory: &Factory, path: &str, method: &Method) -> Result<Resp
         return not_found();
     }
     if repository[0] == "siderolabs" {
-        return Ok(plain_text(
-            StatusCode::NOT_FOUND,
-            "proxying source images is not supported by this factory",
-        ));
+        let name = repository[1..].join("/");
+        if name.is_empty() {
+            return not_found();
+        }
+        return source_image(factory, &name, resource, reference, method).await;
     }
     let [image, schematic] = repository else {
         return not_found();
@@ -71,19 +73,7 @@ async fn dispatch(factory: &Factory, path: &str, method: &Method) -> Result<Resp
             let manifest = factory
                 .installer_manifest(image, schematic, reference)
                 .await?;
-            let length = manifest.bytes.len();
-            let body = if method == Method::HEAD {
-                Body::empty()
-            } else {
-                Body::from(manifest.bytes)
-            };
-            respond(
-                Response::builder()
-                    .header(header::CONTENT_TYPE, manifest.media_type)
-                    .header(CONTENT_DIGEST.clone(), manifest.digest)
-                    .header(header::CONTENT_LENGTH, length),
-                body,
-            )
+            manifest_response(manifest, method == Method::HEAD)
         }
         "blobs" => {
             let blob = factory.installer_blob(image, schematic, reference).await?;
@@ -106,30 +96,109 @@ async fn dispatch(factory: &Factory, path: &str, method: &Method) -> Result<Resp
                 body,
             )
         }
-        "referrers" => {
-            let valid = reference
-                .strip_prefix("sha256:")
-                .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
-            if !valid {
-                return not_found();
-            }
-            // Nothing refers to our images yet (no signatures or attestations).
-            let index =
-                format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[]}}"#);
-            let digest = format!(
-                "sha256:{}",
-                crate::source::oci::hex(&<sha2::Sha256 as sha2::Digest>::digest(index.as_bytes()))
-            );
-            respond(
-                Response::builder()
-                    .header(header::CONTENT_TYPE, OCI_INDEX)
-                    .header(CONTENT_DIGEST.clone(), digest)
-                    .header(header::CONTENT_LENGTH, index.len()),
-                Body::from(index),
-            )
-        }
+        "referrers" => empty_referrers(reference),
         _ => not_found(),
     }
+}
+
+/// `/v2/siderolabs/<name>/…`: the release's source images, read through the configured
+/// source (so an air-gapped factory serves its OCI layout).
+async fn source_image(
+    factory: &Factory,
+    name: &str,
+    resource: &str,
+    reference: &str,
+    method: &Method,
+) -> Result<Response, ApiError> {
+    let head = method == Method::HEAD;
+    match (resource, reference) {
+        ("manifests", _) => {
+            let manifest = factory.source_manifest(name, reference).await?;
+            manifest_response(manifest, head)
+        }
+        ("blobs", _) => {
+            let (length, body) = match factory.source_blob(name, reference).await? {
+                SourceBlob::File(path, size) => {
+                    let body = if head {
+                        Body::empty()
+                    } else {
+                        let file = tokio::fs::File::open(&path).await.map_err(|error| {
+                            ApiError::from(ServiceError::Task(format!("opening blob: {error}")))
+                        })?;
+                        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+                            file,
+                            256 * 1024,
+                        ))
+                    };
+                    (size, body)
+                }
+                SourceBlob::Bytes(bytes) => (
+                    bytes.len() as u64,
+                    if head {
+                        Body::empty()
+                    } else {
+                        Body::from(bytes)
+                    },
+                ),
+            };
+            respond(
+                Response::builder()
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_DIGEST.clone(), reference)
+                    .header(header::CONTENT_LENGTH, length),
+                body,
+            )
+        }
+        ("referrers", _) => empty_referrers(reference),
+        ("tags", "list") => {
+            let list = factory.source_tags(name).await?;
+            respond(
+                Response::builder()
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(header::CONTENT_LENGTH, list.len()),
+                Body::from(list),
+            )
+        }
+        _ => Ok(plain_text(StatusCode::NOT_FOUND, "404 page not found")),
+    }
+}
+
+fn manifest_response(manifest: RegistryManifest, head: bool) -> Result<Response, ApiError> {
+    let length = manifest.bytes.len();
+    let body = if head {
+        Body::empty()
+    } else {
+        Body::from(manifest.bytes)
+    };
+    respond(
+        Response::builder()
+            .header(header::CONTENT_TYPE, manifest.media_type)
+            .header(CONTENT_DIGEST.clone(), manifest.digest)
+            .header(header::CONTENT_LENGTH, length),
+        body,
+    )
+}
+
+/// Nothing refers to images through this API: signatures use the tag scheme.
+fn empty_referrers(reference: &str) -> Result<Response, ApiError> {
+    let valid = reference
+        .strip_prefix("sha256:")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !valid {
+        return Ok(plain_text(StatusCode::NOT_FOUND, "404 page not found"));
+    }
+    let index = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[]}}"#);
+    let digest = format!(
+        "sha256:{}",
+        crate::source::oci::hex(&<sha2::Sha256 as sha2::Digest>::digest(index.as_bytes()))
+    );
+    respond(
+        Response::builder()
+            .header(header::CONTENT_TYPE, OCI_INDEX)
+            .header(CONTENT_DIGEST.clone(), digest)
+            .header(header::CONTENT_LENGTH, index.len()),
+        Body::from(index),
+    )
 }
 
 fn respond(builder: axum::http::response::Builder, body: Body) -> Result<Response, ApiError> {

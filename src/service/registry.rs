@@ -318,6 +318,104 @@ impl Factory {
     }
 }
 
+/// A blob of a source image: a file of the local layout, or bytes from the registry.
+#[derive(Debug)]
+pub enum SourceBlob {
+    File(std::path::PathBuf, u64),
+    Bytes(Vec<u8>),
+}
+
+impl Factory {
+    /// The configured repository of a source image name of `/v2/siderolabs/<name>/…`.
+    fn source_repository(&self, name: &str) -> Result<String, ServiceError> {
+        let components = &self.config.artifacts.core.components;
+        let repository = match name {
+            "installer-base" => &components.installer_base,
+            "installer" => &components.installer,
+            "imager" => &components.imager,
+            "extensions" => &components.extension_manifest,
+            "overlays" => &components.overlay_manifest,
+            "talosctl-all" => &components.talosctl,
+            _ => {
+                return Err(refused(
+                    ErrorKind::NotFound,
+                    format!("unknown image: {name}"),
+                ));
+            }
+        };
+        Ok(repository.clone())
+    }
+
+    fn source_ref(
+        &self,
+        name: &str,
+        reference: &str,
+    ) -> Result<crate::source::ImageRef, ServiceError> {
+        let repository = self.source_repository(name)?;
+        match reference.strip_prefix("sha256:") {
+            Some(_) => {
+                let digest = crate::source::oci::Digest::parse(reference).map_err(|error| {
+                    refused(ErrorKind::NotFound, format!("manifest unknown: {error}"))
+                })?;
+                Ok(self
+                    .catalogs
+                    .core_image(&repository, "latest")
+                    .with_digest(digest))
+            }
+            None => Ok(self.catalogs.core_image(&repository, reference)),
+        }
+    }
+
+    /// `/v2/siderolabs/<name>/manifests/<reference>`: a source image's manifest, as stored
+    /// (signature tags included), from the configured source, registry or OCI layout.
+    pub async fn source_manifest(
+        &self,
+        name: &str,
+        reference: &str,
+    ) -> Result<RegistryManifest, ServiceError> {
+        let image = self.source_ref(name, reference)?;
+        let (bytes, digest) = self.images.source.manifest(&image).await?;
+        let media_type = match media_type_of(&bytes) {
+            Some(media_type) => media_type,
+            None => match crate::source::oci::ManifestKind::parse(&bytes) {
+                Ok(crate::source::oci::ManifestKind::Index(_)) => OCI_INDEX.into(),
+                _ => installer::OCI_MANIFEST.into(),
+            },
+        };
+        Ok(RegistryManifest {
+            bytes,
+            media_type,
+            digest: digest.as_str().to_string(),
+        })
+    }
+
+    /// `/v2/siderolabs/<name>/blobs/<digest>`.
+    pub async fn source_blob(&self, name: &str, digest: &str) -> Result<SourceBlob, ServiceError> {
+        let image = self.source_ref(name, "latest")?;
+        let digest = crate::source::oci::Digest::parse(digest)
+            .map_err(|error| refused(ErrorKind::NotFound, format!("blob unknown: {error}")))?;
+        match &self.images.source {
+            crate::source::Source::Layout(layout) => {
+                let path = layout.blob_path(&digest);
+                let size = tokio::fs::metadata(&path)
+                    .await
+                    .map_err(|_| refused(ErrorKind::NotFound, format!("blob unknown: {digest}")))?
+                    .len();
+                Ok(SourceBlob::File(path, size))
+            }
+            source => Ok(SourceBlob::Bytes(source.blob(&image, &digest).await?)),
+        }
+    }
+
+    /// `/v2/siderolabs/<name>/tags/list`.
+    pub async fn source_tags(&self, name: &str) -> Result<Vec<u8>, ServiceError> {
+        let image = self.source_ref(name, "latest")?;
+        let tags = self.images.source.tags(&image).await?;
+        serde_json::to_vec(&json!({"name": format!("siderolabs/{name}"), "tags": tags}))
+            .map_err(|error| ServiceError::Task(error.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
