@@ -80,7 +80,7 @@ fn inputs() -> Inputs {
                 eltorito_img: grub::eltorito_image(
                     &grub_file,
                     grub::ISO_PREFIX,
-                    grub::ISO_BIOS_MODULES,
+                    &[grub::BIOS_MODULES, grub::ISO_MODULES].concat(),
                     None,
                 )
                 .expect("eltorito.img"),

@@ -204,21 +204,31 @@ pub fn boot_bios_cdrom(iso: &Path) -> String {
 
 /// Boots `iso` as a CD under OVMF with fresh EFI variables (El Torito).
 pub fn boot_uefi_cdrom(iso: &Path, work: &Path) -> String {
-    let vars = work.join("OVMF_VARS-cdrom.fd");
-    std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).expect("OVMF installed (make deps)");
-    qemu(
+    ovmf(
+        work,
         &[
-            "-machine",
-            "q35,accel=tcg",
-            "-drive",
-            "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
-            "-drive",
-            &format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
             "-drive",
             &format!("file={},media=cdrom,readonly=on", iso.display()),
         ],
-        Duration::from_secs(240),
     )
+}
+
+/// Runs OVMF (q35, TCG) with fresh EFI variables in `work` and the given drives.
+fn ovmf(work: &Path, drives: &[&str]) -> String {
+    let vars = tempfile::NamedTempFile::new_in(work).expect("a file for the EFI variables");
+    std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", vars.path())
+        .expect("OVMF installed (make deps)");
+    let mut args = vec![
+        "-machine".to_string(),
+        "q35,accel=tcg".to_string(),
+        "-drive".to_string(),
+        "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd".to_string(),
+        "-drive".to_string(),
+        format!("if=pflash,format=raw,unit=1,file={}", vars.path().display()),
+    ];
+    args.extend(drives.iter().map(|arg| arg.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    qemu(&args, Duration::from_secs(240))
 }
 
 /// Boots `disk` (raw) under OVMF with fresh EFI variables.
@@ -228,16 +238,9 @@ pub fn boot_uefi_disk(disk: &Path, work: &Path) -> String {
 
 /// Boots `disk` (raw) under OVMF from a virtio disk with `sector`-byte logical blocks.
 pub fn boot_uefi_disk_with_sectors(disk: &Path, work: &Path, sector: u32) -> String {
-    let vars = work.join("OVMF_VARS.fd");
-    std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).expect("OVMF installed (make deps)");
-    qemu(
+    ovmf(
+        work,
         &[
-            "-machine",
-            "q35,accel=tcg",
-            "-drive",
-            "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
-            "-drive",
-            &format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
             "-drive",
             &format!("file={},format=raw,if=none,id=disk", disk.display()),
             "-device",
@@ -245,7 +248,6 @@ pub fn boot_uefi_disk_with_sectors(disk: &Path, work: &Path, sector: u32) -> Str
                 "virtio-blk-pci,drive=disk,logical_block_size={sector},physical_block_size={sector}"
             ),
         ],
-        Duration::from_secs(240),
     )
 }
 

@@ -189,7 +189,7 @@ async fn eltorito_image_with_config_matches_grub_mkimage() {
     let ours = grub::eltorito_image(
         &|name| files.get(name).cloned(),
         grub::ISO_PREFIX,
-        grub::ISO_BIOS_MODULES,
+        &[grub::BIOS_MODULES, grub::ISO_MODULES].concat(),
         Some(config),
     )
     .expect("El Torito image builds");
@@ -197,7 +197,7 @@ async fn eltorito_image_with_config_matches_grub_mkimage() {
         &files,
         "i386-pc-eltorito",
         grub::ISO_PREFIX,
-        grub::ISO_BIOS_MODULES,
+        &[grub::BIOS_MODULES, grub::ISO_MODULES].concat(),
         Some(config),
         &ours,
     );

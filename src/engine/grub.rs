@@ -66,29 +66,10 @@ pub const BIOS_MODULES: &[&str] = &[
     "part_msdos",
 ];
 
-/// The i386-pc El Torito image of an ISO carries every module its `grub.cfg` needs, so
-/// the ISO needs no module directory: [`COMMON_MODULES`] for CDs instead of disks.
-pub const ISO_BIOS_MODULES: &[&str] = &[
-    "iso9660",
-    "biosdisk",
-    "part_gpt",
-    "part_msdos",
-    "normal",
-    "configfile",
-    "linux",
-    "boot",
-    "search",
-    "search_fs_uuid",
-    "search_fs_file",
-    "ls",
-    "cat",
-    "echo",
-    "test",
-    "help",
-    "reboot",
-    "halt",
-    "all_video",
-];
+/// What GRUB images on an ISO need beyond the disk lists ([`BIOS_MODULES`] for the El
+/// Torito image): every module its `grub.cfg` needs is linked in, so the ISO carries no
+/// module directory.
+pub const ISO_MODULES: &[&str] = &["iso9660"];
 
 /// On an ISO, GRUB's root is the boot CD (or the disk it was written to).
 pub const ISO_PREFIX: &str = "/boot/grub";

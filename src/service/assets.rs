@@ -616,16 +616,9 @@ impl Factory {
             (Bytes::new(), Bytes::new())
         };
         let grub_efi = if bootloader == Bootloader::Grub {
-            let imager = imager.clone();
-            let efi = grub::EfiArch::from(arch);
-            tokio::task::spawn_blocking(move || {
-                let dir = format!("usr/lib/grub/{}", efi.platform());
-                let files = |name: &str| imager.file(&format!("{dir}/{name}")).map(<[u8]>::to_vec);
-                grub::efi_image(efi, &files, grub::PREFIX, grub::COMMON_MODULES)
-            })
-            .await
-            .map_err(|error| ServiceError::Task(error.to_string()))??
-            .into()
+            Self::grub_efi(&imager, arch, grub::PREFIX, grub::COMMON_MODULES.to_vec())
+                .await?
+                .into()
         } else {
             Bytes::new()
         };
@@ -707,6 +700,25 @@ impl Factory {
         })
         .await
         .map_err(|error| ServiceError::Task(error.to_string()))?
+    }
+
+    /// GRUB's EFI application for `arch` from the imager's GRUB directory.
+    async fn grub_efi(
+        imager: &Arc<FileTree>,
+        arch: Arch,
+        prefix: &'static str,
+        modules: Vec<&'static str>,
+    ) -> Result<Vec<u8>, ServiceError> {
+        let imager = imager.clone();
+        let efi = grub::EfiArch::from(arch);
+        tokio::task::spawn_blocking(move || {
+            let dir = format!("usr/lib/grub/{}", efi.platform());
+            let files = |name: &str| imager.file(&format!("{dir}/{name}")).map(<[u8]>::to_vec);
+            grub::efi_image(efi, &files, prefix, &modules)
+        })
+        .await
+        .map_err(|error| ServiceError::Task(error.to_string()))?
+        .map_err(ServiceError::from)
     }
 
     /// GRUB for BIOS from the imager's i386-pc directory: the boot sector `boot_file` and the
@@ -831,16 +843,8 @@ impl Factory {
         let initramfs = self.initramfs(plan).await?;
         let kernel = Self::imager_file(&imager, &format!("usr/install/{arch}/vmlinuz"))?;
         let (uki, sd_boot, grub_efi) = if boot == IsoBoot::Grub {
-            let imager = imager.clone();
-            let efi = grub::EfiArch::from(arch);
-            let grub_efi = tokio::task::spawn_blocking(move || {
-                let dir = format!("usr/lib/grub/{}", efi.platform());
-                let files = |name: &str| imager.file(&format!("{dir}/{name}")).map(<[u8]>::to_vec);
-                let modules = [grub::COMMON_MODULES, grub::ISO_EFI_EXTRA_MODULES].concat();
-                grub::efi_image(efi, &files, grub::ISO_EFI_PREFIX, &modules)
-            })
-            .await
-            .map_err(|error| ServiceError::Task(error.to_string()))??;
+            let modules = [grub::COMMON_MODULES, grub::ISO_EFI_EXTRA_MODULES].concat();
+            let grub_efi = Self::grub_efi(&imager, arch, grub::ISO_EFI_PREFIX, modules).await?;
             (Vec::new(), Vec::new(), grub_efi)
         } else {
             let uki = self
@@ -858,7 +862,8 @@ impl Factory {
         let bios = if arch == Arch::Amd64 && boot != IsoBoot::Uefi {
             let (boot_hybrid_img, eltorito_img) =
                 Self::grub_bios(&imager, "boot_hybrid.img", |files| {
-                    grub::eltorito_image(files, grub::ISO_PREFIX, grub::ISO_BIOS_MODULES, None)
+                    let modules = [grub::BIOS_MODULES, grub::ISO_MODULES].concat();
+                    grub::eltorito_image(files, grub::ISO_PREFIX, &modules, None)
                 })
                 .await?;
             Some(BiosEltorito {
