@@ -137,11 +137,10 @@ pub fn run(args: BuildArgs) -> Result<(), String> {
             "resolve",
             &format!("{} for Talos {} (schematic {id})", args.path, args.version),
         );
-        let request = factory
-            .asset_request(&id.to_string(), &args.version, &args.path)
+        let plan = factory
+            .resolve(&id.to_string(), &args.version, &args.path)
             .await
             .map_err(|e| e.to_string())?;
-        let plan = factory.plan(request).await.map_err(|e| e.to_string())?;
         progress.stage(
             "build",
             &format!(

@@ -13,6 +13,7 @@ pub mod installer;
 pub mod iso;
 pub mod meta;
 pub mod modules;
+pub mod output;
 pub mod uki;
 pub mod xfs;
 
@@ -38,6 +39,9 @@ pub enum EngineError {
     InvalidInput(String),
     #[error("{0}")]
     Pe(String),
+    /// A layout that does not fit its own image is a bug, not bad input.
+    #[error(transparent)]
+    Format(#[from] crate::format::FormatError),
 }
 
 impl EngineError {

@@ -2,17 +2,13 @@
 //! `GET /pxe/:schematic/:version/:path` (the iPXE script that boots it).
 
 use super::http::{ApiError, plain_text};
-use crate::service::assets::{BuildState, Delivery};
 use crate::service::checksums::Checksum;
-use crate::service::{Factory, ServiceError};
+use crate::service::delivery::{read_all, read_range};
+use crate::service::{Delivery, Factory};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use std::io::SeekFrom;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio::sync::watch;
 
 #[derive(Debug, serde::Deserialize)]
 pub struct ImageQuery {
@@ -74,8 +70,7 @@ pub async fn image(
         return Ok(plain_text(StatusCode::PAYMENT_REQUIRED, message));
     }
     if let Some((asset, checksum)) = Checksum::split(&path) {
-        let request = factory.asset_request(&schematic, &version, asset).await?;
-        let plan = factory.plan(request).await?;
+        let plan = factory.resolve(&schematic, &version, asset).await?;
         let hex = factory.checksum(plan, checksum).await?;
         // The format `sha256sum -c` reads.
         let body = format!("{hex}  {asset}\n");
@@ -89,8 +84,7 @@ pub async fn image(
         )
             .into_response());
     }
-    let request = factory.asset_request(&schematic, &version, &path).await?;
-    let plan = factory.plan(request).await?;
+    let plan = factory.resolve(&schematic, &version, &path).await?;
     let filename = query
         .filename
         .filter(|name| !name.is_empty())
@@ -99,15 +93,14 @@ pub async fn image(
     // A plain GET of an asset being built streams it as it is written; HEAD and ranges
     // need the final size.
     let asset = if method == Method::GET && !headers.contains_key(header::RANGE) {
-        match factory.asset_streaming(plan).await? {
+        match factory.deliver(plan).await? {
             Delivery::Ready(asset) => asset,
-            Delivery::Growing(receiver) => {
-                return Response::builder()
+            Delivery::Growing(growing) => {
+                return Ok(Response::builder()
                     .status(StatusCode::OK)
                     .header(header::CONTENT_TYPE, content_type(&path))
                     .header(header::CONTENT_DISPOSITION, disposition)
-                    .body(Body::from_stream(growing_body(receiver)))
-                    .map_err(|error| ApiError::from(ServiceError::Task(error.to_string())));
+                    .body(Body::from_stream(growing.into_stream()))?);
             }
         }
     } else {
@@ -143,110 +136,9 @@ pub async fn image(
     let body = if method == Method::HEAD {
         Body::empty()
     } else {
-        let mut file = tokio::fs::File::open(&asset.path).await.map_err(|error| {
-            ApiError::from(ServiceError::Task(format!("opening cached asset: {error}")))
-        })?;
-        file.seek(SeekFrom::Start(start)).await.map_err(|error| {
-            ApiError::from(ServiceError::Task(format!("seeking cached asset: {error}")))
-        })?;
-        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-            file.take(length),
-            256 * 1024,
-        ))
+        Body::from_stream(read_range(&asset.path, start, length).await?)
     };
-    builder
-        .body(body)
-        .map_err(|error| ApiError::from(ServiceError::Task(error.to_string())))
-}
-
-const STREAM_CHUNK: u64 = 256 * 1024;
-
-/// Where a streaming reader stands.
-struct Follower {
-    receiver: watch::Receiver<BuildState>,
-    file: Option<tokio::fs::File>,
-    position: u64,
-}
-
-/// The bytes of a build in progress, as they become final; an error ends the body early so
-/// the client sees a broken transfer rather than a short file.
-fn growing_body(
-    receiver: watch::Receiver<BuildState>,
-) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> {
-    let follower = Follower {
-        receiver,
-        file: None,
-        position: 0,
-    };
-    futures_util::stream::unfold(Some(follower), |state| async move {
-        let mut follower = state?;
-        match next_chunk(&mut follower).await {
-            Ok(Some(bytes)) => Some((Ok(bytes), Some(follower))),
-            Ok(None) => None,
-            Err(error) => Some((Err(error), None)),
-        }
-    })
-}
-
-async fn next_chunk(follower: &mut Follower) -> std::io::Result<Option<Bytes>> {
-    loop {
-        let (partial, outcome) = {
-            let state = follower.receiver.borrow_and_update();
-            (state.partial.clone(), state.outcome.clone())
-        };
-        let (available, done) = match &outcome {
-            Some(Ok(asset)) => (asset.size, true),
-            Some(Err(error)) => return Err(std::io::Error::other(error.message.clone())),
-            None => (partial.as_ref().map_or(0, |(_, written)| *written), false),
-        };
-        if follower.position < available {
-            if follower.file.is_none() {
-                // The data file moves into place when the build ends; either path works
-                // for a reader that opened it before.
-                let path = match (&outcome, &partial) {
-                    (Some(Ok(asset)), _) => asset.path.clone(),
-                    (_, Some((path, _))) => path.clone(),
-                    _ => return Ok(None),
-                };
-                let opened = match tokio::fs::File::open(&path).await {
-                    Ok(file) => file,
-                    Err(_) => {
-                        let finished = crate::service::assets::finished(&mut follower.receiver)
-                            .await
-                            .map_err(|error| std::io::Error::other(error.to_string()))?;
-                        tokio::fs::File::open(&finished.path).await?
-                    }
-                };
-                follower.file = Some(opened);
-            }
-            let want = (available - follower.position).min(STREAM_CHUNK) as usize;
-            let mut buffer = vec![0u8; want];
-            let file = follower
-                .file
-                .as_mut()
-                .ok_or_else(|| std::io::Error::other("no file"))?;
-            file.seek(SeekFrom::Start(follower.position)).await?;
-            let mut filled = 0;
-            while filled < want {
-                let read = file.read(&mut buffer[filled..]).await?;
-                if read == 0 {
-                    // Past the file's end but inside the final length: a hole, zeros.
-                    break;
-                }
-                filled += read;
-            }
-            follower.position += want as u64;
-            return Ok(Some(Bytes::from(buffer)));
-        }
-        if done {
-            return Ok(None);
-        }
-        if follower.receiver.changed().await.is_err()
-            && follower.receiver.borrow().outcome.is_none()
-        {
-            return Err(std::io::Error::other("the build ended without a result"));
-        }
-    }
+    Ok(builder.body(body)?)
 }
 
 /// The iPXE script: kernel + initrd with the built command line (a UKI for Secure Boot).
@@ -254,18 +146,16 @@ pub async fn pxe(
     State(factory): State<Factory>,
     Path((schematic, version, path)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let request = factory
-        .asset_request(&schematic, &version, &format!("cmdline-{path}"))
+    let plan = factory
+        .resolve(&schematic, &version, &format!("cmdline-{path}"))
         .await?;
-    let arch = request.path.arch;
-    let platform = request.path.platform.clone();
-    let secureboot = request.path.secureboot;
-    let tag = request.version.tag();
-    let plan = factory.plan(request).await?;
+    let arch = plan.request.path.arch;
+    let platform = plan.request.path.platform.clone();
+    let secureboot = plan.request.path.secureboot;
+    let tag = plan.request.version.tag();
     let asset = factory.asset(plan).await?;
-    let cmdline = tokio::fs::read_to_string(&asset.path)
-        .await
-        .map_err(|error| ApiError::from(ServiceError::Task(format!("reading cmdline: {error}"))))?;
+    // A command line is built from the UTF-8 of the schematic and the profile.
+    let cmdline = String::from_utf8_lossy(&read_all(&asset).await?).into_owned();
     let config = &factory.config.http;
     let base = if config.external_pxe_url.is_empty() {
         &config.external_url

@@ -129,26 +129,30 @@ pub fn plain_text(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-#[derive(Debug)]
-pub struct ApiError(ServiceError);
-
-impl From<ServiceError> for ApiError {
-    fn from(error: ServiceError) -> Self {
-        ApiError(error)
-    }
+/// Why a request failed: the service's error, or a response that could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    /// A header value the response cannot carry (a bug unless it came from the request).
+    #[error("building the response: {0}")]
+    Response(#[from] axum::http::Error),
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let kind = self.0.kind();
+        let kind = match &self {
+            ApiError::Service(error) => error.kind(),
+            ApiError::Response(_) => ErrorKind::Internal,
+        };
         let status =
             StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         match kind {
             ErrorKind::Internal => {
-                tracing::error!(error = %self.0, "request failed");
+                tracing::error!(error = %self, "request failed");
                 plain_text(status, "internal server error")
             }
-            _ => plain_text(status, &self.0.to_string()),
+            _ => plain_text(status, &self.to_string()),
         }
     }
 }
@@ -204,7 +208,7 @@ async fn create_schematic(State(factory): State<Factory>, request: Request) -> R
             )
                 .into_response()
         }
-        Err(error) => ApiError(error).into_response(),
+        Err(error) => ApiError::from(error).into_response(),
     }
 }
 

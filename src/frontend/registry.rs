@@ -3,8 +3,9 @@
 //! release's source images under `/v2/siderolabs/…`.
 
 use super::http::{ApiError, plain_text};
+use crate::service::Factory;
+use crate::service::delivery::read_range;
 use crate::service::registry::{OCI_INDEX, RegistryManifest, SourceBlob};
-use crate::service::{Factory, ServiceError};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header::{self, HeaderName, HeaderValue};
@@ -80,13 +81,7 @@ async fn dispatch(factory: &Factory, path: &str, method: &Method) -> Result<Resp
             let body = if method == Method::HEAD {
                 Body::empty()
             } else {
-                let file = tokio::fs::File::open(&blob.path).await.map_err(|error| {
-                    ApiError::from(ServiceError::Task(format!("opening blob: {error}")))
-                })?;
-                Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-                    file,
-                    256 * 1024,
-                ))
+                Body::from_stream(read_range(&blob.path, 0, blob.size).await?)
             };
             respond(
                 Response::builder()
@@ -122,13 +117,7 @@ async fn source_image(
                     let body = if head {
                         Body::empty()
                     } else {
-                        let file = tokio::fs::File::open(&path).await.map_err(|error| {
-                            ApiError::from(ServiceError::Task(format!("opening blob: {error}")))
-                        })?;
-                        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-                            file,
-                            256 * 1024,
-                        ))
+                        Body::from_stream(read_range(&path, 0, size).await?)
                     };
                     (size, body)
                 }
@@ -205,5 +194,5 @@ fn respond(builder: axum::http::response::Builder, body: Body) -> Result<Respons
     builder
         .status(StatusCode::OK)
         .body(body)
-        .map_err(|error| ApiError::from(ServiceError::Task(error.to_string())))
+        .map_err(ApiError::from)
 }

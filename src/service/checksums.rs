@@ -1,7 +1,8 @@
 //! Checksums of built assets (`<asset>.sha256`, `<asset>.sha512`): the plain SHA-2 digest of
 //! the file a client downloads, computed once per asset and kept in the asset cache.
 
-use super::assets::Plan;
+use super::delivery::read_all;
+use super::plan::Plan;
 use super::{Factory, ServiceError};
 use sha2::{Digest, Sha256, Sha512};
 use std::io::{Read, Seek, SeekFrom};
@@ -72,10 +73,9 @@ impl Factory {
     pub async fn checksum(&self, plan: Plan, checksum: Checksum) -> Result<String, ServiceError> {
         let key = format!("checksum-{}-{}", checksum.name(), plan.key);
         if let Some(stored) = self.builds.cache.get(&key) {
-            let text = tokio::fs::read_to_string(&stored.path)
-                .await
-                .map_err(|error| ServiceError::Task(error.to_string()))?;
-            return Ok(text);
+            let text = read_all(&stored).await?;
+            // Written below as the hex of a digest.
+            return Ok(String::from_utf8_lossy(&text).into_owned());
         }
         let asset = self.asset(plan).await?;
         let builds = self.builds.clone();
@@ -84,15 +84,14 @@ impl Factory {
                 Checksum::Sha256 => digest_file::<Sha256>(&asset.path),
                 Checksum::Sha512 => digest_file::<Sha512>(&asset.path),
             }
-            .map_err(|error| ServiceError::Task(format!("hashing the asset: {error}")))?;
+            .map_err(ServiceError::Checksum)?;
             builds
                 .cache
                 .put(&key, hex.as_bytes())
-                .map_err(ServiceError::Task)?;
+                .map_err(ServiceError::Cache)?;
             Ok(hex)
         })
-        .await
-        .map_err(|error| ServiceError::Task(error.to_string()))?
+        .await?
     }
 }
 

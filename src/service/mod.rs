@@ -1,9 +1,20 @@
-//! The service layer between frontends and the engine: turns requests into schematic,
-//! store, catalog and build operations, with errors that carry their HTTP kind.
+//! The service layer between frontends and the engine: every frontend (HTTP, PXE, the
+//! registry, the CLI) turns a request into a [`Plan`] with [`Factory::resolve`] and gets its
+//! bytes from [`Factory::asset`] or [`Factory::deliver`]. Below that: `plan` (request →
+//! checked inputs → cache key), `builds` (single flight into the asset cache), `delivery`
+//! (finished or growing entries), `inputs` (files of the release, initramfs, UKIs, GRUB) and
+//! `assemble` (which engine layout builds each asset kind). Errors carry their HTTP kind.
 
-pub mod assets;
+mod assemble;
+pub mod builds;
 pub mod checksums;
+pub mod delivery;
+mod inputs;
+pub mod plan;
 pub mod registry;
+
+pub use delivery::{Delivery, GrowingAsset};
+pub use plan::Plan;
 
 use crate::config::{Config, parse_go_duration};
 use crate::error::{Classify, ErrorKind};
@@ -25,7 +36,7 @@ pub struct Factory {
     schematics: Arc<dyn SchematicStore>,
     pub images: Arc<Images>,
     pub catalogs: Arc<Catalogs>,
-    pub builds: Arc<assets::Builds>,
+    pub builds: Arc<builds::Builds>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,8 +57,36 @@ pub enum ServiceError {
     Refused { kind: ErrorKind, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A blocking engine task panicked or was cancelled.
     #[error("background task failed: {0}")]
-    Task(String),
+    Background(#[from] tokio::task::JoinError),
+    #[error("build table poisoned")]
+    BuildTablePoisoned,
+    #[error("the build ended without a result")]
+    BuildLost,
+    /// The failure of a build, as every waiter of it sees it.
+    #[error("{}", .0.message)]
+    Build(delivery::SharedError),
+    #[error("the release image {image} has no {path}")]
+    MissingFromRelease { image: String, path: String },
+    #[error("{image}: {reason}")]
+    BrokenImage { image: String, reason: String },
+    #[error("reading {}: {source}", path.display())]
+    Unreadable {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("stored schematic {0} is not UTF-8")]
+    CorruptSchematic(SchematicId),
+    #[error("hashing the asset: {0}")]
+    Checksum(std::io::Error),
+    #[error("encoding JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A plan that lacks what its asset kind needs: a bug of the planner.
+    #[error("incomplete plan: {0}")]
+    IncompletePlan(&'static str),
+    #[error("asset cache: {0}")]
+    Cache(String),
     #[error(transparent)]
     Source(#[from] SourceError),
     /// Upstream answers a malformed version with 500, and so do we.
@@ -66,7 +105,19 @@ impl Classify for ServiceError {
             ServiceError::Engine(error) => error.kind(),
             ServiceError::Refused { kind, .. } => *kind,
             ServiceError::Store(error) => error.kind(),
-            ServiceError::Task(_) | ServiceError::MalformedVersion(_) => ErrorKind::Internal,
+            ServiceError::Build(error) => error.kind,
+            ServiceError::Background(_)
+            | ServiceError::BuildTablePoisoned
+            | ServiceError::BuildLost
+            | ServiceError::MissingFromRelease { .. }
+            | ServiceError::BrokenImage { .. }
+            | ServiceError::Unreadable { .. }
+            | ServiceError::CorruptSchematic(_)
+            | ServiceError::Checksum(_)
+            | ServiceError::Json(_)
+            | ServiceError::IncompletePlan(_)
+            | ServiceError::Cache(_)
+            | ServiceError::MalformedVersion(_) => ErrorKind::Internal,
             ServiceError::Source(error) => error.kind(),
         }
     }
@@ -153,7 +204,7 @@ impl Factory {
     ) -> Result<Factory, String> {
         let images = Arc::new(images_from_config(&config)?);
         let catalogs = Arc::new(Catalogs::new(images.clone(), catalog_config(&config)?));
-        let builds = Arc::new(assets::Builds::open(&config)?);
+        let builds = Arc::new(builds::Builds::open(&config)?);
         Ok(Factory {
             config: Arc::new(config),
             schematics,
@@ -190,9 +241,7 @@ impl Factory {
         let id = SchematicId::of_canonical(canonical.as_bytes());
         let store = self.schematics.clone();
         let bytes = canonical.clone().into_bytes();
-        let stored = tokio::task::spawn_blocking(move || store.put(&id, &bytes))
-            .await
-            .map_err(|error| ServiceError::Task(error.to_string()))??;
+        let stored = tokio::task::spawn_blocking(move || store.put(&id, &bytes)).await??;
         Ok(CreatedSchematic {
             id,
             canonical,
@@ -204,14 +253,30 @@ impl Factory {
     /// simply not found; it never reaches the store.
     pub async fn schematic(&self, id: &str) -> Result<String, ServiceError> {
         let id: SchematicId = id.parse().map_err(|_| ServiceError::SchematicNotFound)?;
+        self.stored_schematic(&id)
+            .await?
+            .ok_or(ServiceError::SchematicNotFound)
+    }
+
+    /// The canonical text stored under `id`, if any.
+    async fn stored_schematic(&self, id: &SchematicId) -> Result<Option<String>, ServiceError> {
         let store = self.schematics.clone();
-        let bytes = tokio::task::spawn_blocking(move || store.get(&id))
-            .await
-            .map_err(|error| ServiceError::Task(error.to_string()))??
-            .ok_or(ServiceError::SchematicNotFound)?;
+        let key = *id;
+        let Some(bytes) = tokio::task::spawn_blocking(move || store.get(&key)).await?? else {
+            return Ok(None);
+        };
         // The store verified the bytes against the ID, which is a hash of canonical text.
         String::from_utf8(bytes)
-            .map_err(|_| ServiceError::Task(format!("stored schematic {id} is not UTF-8")))
+            .map(Some)
+            .map_err(|_| ServiceError::CorruptSchematic(*id))
+    }
+}
+
+/// A request this factory understands but cannot serve.
+fn refused(kind: ErrorKind, message: impl Into<String>) -> ServiceError {
+    ServiceError::Refused {
+        kind,
+        message: message.into(),
     }
 }
 

@@ -2,8 +2,9 @@
 //! built from the same plans as the installer tarballs, their documents and blobs stored in
 //! the asset cache by digest, and joined in an image index a node pulls by tag.
 
-use super::assets::Plan;
-use super::{Factory, ServiceError};
+use super::delivery::read_all;
+use super::plan::Plan;
+use super::{Factory, ServiceError, refused};
 use crate::engine::installer::{self, InstallerImage};
 use crate::error::ErrorKind;
 use crate::profile::Arch;
@@ -79,13 +80,6 @@ fn signature_tag(reference: &str) -> Option<String> {
     blob_key(&digest).map(|_| digest)
 }
 
-fn refused(kind: ErrorKind, message: impl Into<String>) -> ServiceError {
-    ServiceError::Refused {
-        kind,
-        message: message.into(),
-    }
-}
-
 fn media_type_of(document: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(document).ok()?;
     value.get("mediaType")?.as_str().map(String::from)
@@ -124,9 +118,7 @@ impl Factory {
         }
         if reference.starts_with("sha256:") {
             let asset = self.stored_blob(reference)?;
-            let bytes = tokio::fs::read(&asset.path)
-                .await
-                .map_err(|error| ServiceError::Task(format!("reading {reference}: {error}")))?;
+            let bytes = read_all(&asset).await?;
             let media_type = media_type_of(&bytes).ok_or_else(|| {
                 refused(
                     ErrorKind::NotFound,
@@ -157,10 +149,9 @@ impl Factory {
         };
         let mut manifests = Vec::new();
         for arch in [Arch::Amd64, Arch::Arm64] {
-            let request = self
-                .asset_request(schematic, &version, &name.asset_path(arch))
+            let plan = self
+                .resolve(schematic, &version, &name.asset_path(arch))
                 .await?;
-            let plan = self.plan(request).await?;
             let manifest = self.installer_arch_manifest(&plan).await?;
             manifests.push(json!({
                 "mediaType": installer::OCI_MANIFEST,
@@ -173,8 +164,7 @@ impl Factory {
             "schemaVersion": 2,
             "mediaType": OCI_INDEX,
             "manifests": manifests,
-        }))
-        .map_err(|error| ServiceError::Task(error.to_string()))?;
+        }))?;
         let digest = digest_of(&index);
         self.store_blob(&digest, index.clone()).await?;
         Ok(RegistryManifest {
@@ -214,8 +204,7 @@ impl Factory {
             "os": "",
             "config": {},
             "rootfs": {"type": "layers", "diff_ids": [payload_digest]},
-        }))
-        .map_err(|error| ServiceError::Task(error.to_string()))?;
+        }))?;
         let manifest = serde_json::to_vec(&json!({
             "schemaVersion": 2,
             "mediaType": installer::OCI_MANIFEST,
@@ -230,8 +219,7 @@ impl Factory {
                 "digest": payload_digest,
                 "annotations": {crate::sign::SIGNATURE_ANNOTATION: signature},
             }],
-        }))
-        .map_err(|error| ServiceError::Task(error.to_string()))?;
+        }))?;
         self.store_blob(&digest_of(&config), config).await?;
         self.store_blob(&payload_digest, payload).await?;
         let digest = digest_of(&manifest);
@@ -264,8 +252,10 @@ impl Factory {
     }
 
     async fn store_blob(&self, digest: &str, bytes: Vec<u8>) -> Result<(), ServiceError> {
-        let key =
-            blob_key(digest).ok_or_else(|| ServiceError::Task(format!("bad digest {digest}")))?;
+        let key = blob_key(digest).ok_or_else(|| ServiceError::BrokenImage {
+            image: "a built installer".into(),
+            reason: format!("bad digest {digest}"),
+        })?;
         let builds = self.builds.clone();
         tokio::task::spawn_blocking(move || {
             if builds.cache.get(&key).is_some() {
@@ -273,9 +263,8 @@ impl Factory {
             }
             builds.cache.put(&key, &bytes).map(|_| ())
         })
-        .await
-        .map_err(|error| ServiceError::Task(error.to_string()))?
-        .map_err(ServiceError::Task)
+        .await?
+        .map_err(ServiceError::Cache)
     }
 
     /// The image manifest of one architecture's installer, building and storing the image
@@ -283,24 +272,18 @@ impl Factory {
     async fn installer_arch_manifest(&self, plan: &Plan) -> Result<Vec<u8>, ServiceError> {
         let key = format!("oci-manifest-{}", plan.key);
         if let Some(asset) = self.builds.cache.get(&key) {
-            return tokio::fs::read(&asset.path)
-                .await
-                .map_err(|error| ServiceError::Task(error.to_string()));
+            return read_all(&asset).await;
         }
         let _building = self.builds.registry_builds.lock().await;
         if let Some(asset) = self.builds.cache.get(&key) {
-            return tokio::fs::read(&asset.path)
-                .await
-                .map_err(|error| ServiceError::Task(error.to_string()));
+            return read_all(&asset).await;
         }
         let inputs = self.installer_inputs(plan).await?;
         let InstallerImage {
             config,
             manifest,
             layers,
-        } = tokio::task::spawn_blocking(move || installer::image(&inputs))
-            .await
-            .map_err(|error| ServiceError::Task(error.to_string()))??;
+        } = tokio::task::spawn_blocking(move || installer::image(&inputs)).await??;
         self.store_blob(&digest_of(&config), config).await?;
         for (digest, blob) in layers {
             self.store_blob(&digest, blob.to_vec()).await?;
@@ -311,9 +294,8 @@ impl Factory {
         let builds = self.builds.clone();
         let stored = manifest.clone();
         tokio::task::spawn_blocking(move || builds.cache.put(&key, &stored))
-            .await
-            .map_err(|error| ServiceError::Task(error.to_string()))?
-            .map_err(ServiceError::Task)?;
+            .await?
+            .map_err(ServiceError::Cache)?;
         Ok(manifest)
     }
 }
@@ -411,8 +393,9 @@ impl Factory {
     pub async fn source_tags(&self, name: &str) -> Result<Vec<u8>, ServiceError> {
         let image = self.source_ref(name, "latest")?;
         let tags = self.images.source.tags(&image).await?;
-        serde_json::to_vec(&json!({"name": format!("siderolabs/{name}"), "tags": tags}))
-            .map_err(|error| ServiceError::Task(error.to_string()))
+        Ok(serde_json::to_vec(
+            &json!({"name": format!("siderolabs/{name}"), "tags": tags}),
+        )?)
     }
 }
 

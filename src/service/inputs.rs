@@ -1,0 +1,237 @@
+//! Gathering what the engine builds from: files of the release's imager (kept flattened per
+//! version), the initramfs with the schematic's extensions, UKIs with systemd-boot, and
+//! GRUB's images. Every engine call runs on the blocking pool.
+
+use super::plan::Plan;
+use super::{Factory, ServiceError, refused};
+use crate::engine::EngineError;
+use crate::engine::extension;
+use crate::engine::grub;
+use crate::engine::initramfs::{self, ExtensionSet};
+use crate::engine::uki;
+use crate::error::ErrorKind;
+use crate::profile::Arch;
+use crate::source::{FileTree, ImageRef};
+use std::sync::Arc;
+
+/// How many flattened imagers stay in memory.
+const KEPT_IMAGERS: usize = 3;
+
+/// The flattened imager of a plan's version and the image it came from.
+#[derive(Debug, Clone)]
+pub(super) struct Imager {
+    image: ImageRef,
+    tree: Arc<FileTree>,
+}
+
+impl Imager {
+    /// A file of the imager; a release without it is broken, not the request.
+    pub fn file(&self, path: &str) -> Result<Vec<u8>, ServiceError> {
+        self.tree
+            .file(path)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| ServiceError::MissingFromRelease {
+                image: self.image.to_string(),
+                path: path.to_string(),
+            })
+    }
+
+    /// `usr/install/<arch>/<name>`: the boot assets of one architecture.
+    pub fn install_file(&self, arch: Arch, name: &str) -> Result<Vec<u8>, ServiceError> {
+        self.file(&format!("usr/install/{arch}/{name}"))
+    }
+
+    pub fn kernel(&self, arch: Arch) -> Result<Vec<u8>, ServiceError> {
+        self.install_file(arch, "vmlinuz")
+    }
+
+    /// systemd-boot, the loader of every UKI-booting layout.
+    pub fn sd_boot(&self, arch: Arch) -> Result<Vec<u8>, ServiceError> {
+        self.install_file(arch, "systemd-boot.efi")
+    }
+}
+
+/// A kernel and the initramfs built for a plan.
+#[derive(Debug)]
+pub(super) struct BootPayload {
+    pub kernel: Vec<u8>,
+    pub initramfs: Vec<u8>,
+}
+
+impl Factory {
+    /// The flattened imager of a version (both architectures' boot assets), kept for reuse.
+    pub(super) async fn imager(&self, plan: &Plan) -> Result<Imager, ServiceError> {
+        let image = &plan.imager;
+        let name = image.to_string();
+        let mut cached = self.builds.imagers.lock().await;
+        let tree = match cached.iter().find(|(cached_name, _)| *cached_name == name) {
+            Some((_, tree)) => tree.clone(),
+            None => {
+                let pulled = self.images.pull(image, "amd64").await?;
+                let tree = Arc::new(pulled.tree);
+                cached.push((name, tree.clone()));
+                if cached.len() > KEPT_IMAGERS {
+                    cached.remove(0);
+                }
+                tree
+            }
+        };
+        Ok(Imager {
+            image: image.clone(),
+            tree,
+        })
+    }
+
+    /// The kernel of the plan's architecture and the initramfs with its extensions.
+    pub(super) async fn boot_payload(&self, plan: &Plan) -> Result<BootPayload, ServiceError> {
+        let initramfs = self.initramfs(plan).await?;
+        let kernel = self.imager(plan).await?.kernel(plan.request.path.arch)?;
+        Ok(BootPayload { kernel, initramfs })
+    }
+
+    /// The UKI of `plan` (with an extra boot profile for disk images, ISOs and installers)
+    /// and the systemd-boot that loads it.
+    pub(super) async fn uki_with_loader(
+        &self,
+        plan: &Plan,
+        payload: &BootPayload,
+        extra: uki::ExtraProfile,
+    ) -> Result<(Vec<u8>, Vec<u8>), ServiceError> {
+        let uki = self
+            .uki(
+                plan,
+                payload.kernel.clone(),
+                payload.initramfs.clone(),
+                Some(extra),
+            )
+            .await?;
+        let sd_boot = self.imager(plan).await?.sd_boot(plan.request.path.arch)?;
+        Ok((uki, sd_boot))
+    }
+
+    /// A UKI of the release's stub, the plan's command line and `payload`.
+    pub(super) async fn uki(
+        &self,
+        plan: &Plan,
+        kernel: Vec<u8>,
+        initramfs: Vec<u8>,
+        extra: Option<uki::ExtraProfile>,
+    ) -> Result<Vec<u8>, ServiceError> {
+        let stub = self
+            .imager(plan)
+            .await?
+            .install_file(plan.request.path.arch, "systemd-stub.efi")?;
+        let version = plan.request.version.clone();
+        let cmdline = plan.cmdline.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            let sections = uki::talos_sections(&version, &cmdline, kernel, initramfs, extra);
+            uki::assemble(&stub, &sections)
+        })
+        .await??)
+    }
+
+    /// The release's initramfs with the schematic's extensions appended.
+    pub(super) async fn initramfs(&self, plan: &Plan) -> Result<Vec<u8>, ServiceError> {
+        let request = &plan.request;
+        let arch = request.path.arch;
+        let version = request.version.clone();
+        let base = self
+            .imager(plan)
+            .await?
+            .install_file(arch, "initramfs.xz")?;
+        let mut set = ExtensionSet::default();
+        for (name, image) in &plan.extensions {
+            let pulled = self.images.pull(image, arch.as_str()).await?;
+            let checked_out = extension::checkout(name, &pulled.tree)?;
+            let compatible = checked_out
+                .manifest
+                .compatible_with(&version)
+                .map_err(|reason| {
+                    refused(
+                        ErrorKind::InvalidInput,
+                        format!("extension {name}: {reason}"),
+                    )
+                })?;
+            if !compatible {
+                return Err(EngineError::Incompatible {
+                    extension: name.clone(),
+                    version: version.tag(),
+                    range: checked_out
+                        .manifest
+                        .compatibility
+                        .clone()
+                        .unwrap_or_default(),
+                }
+                .into());
+            }
+            set.extensions.push(checked_out);
+        }
+        set.extensions.push(extension::schematic_extension(
+            &request.schematic_id.to_string(),
+            &request.canonical,
+            &self.config.http.external_url,
+            &version,
+        ));
+        let config = &request
+            .schematic
+            .customization
+            .embedded_machine_configuration;
+        if !config.is_empty() {
+            set.extensions
+                .push(extension::embedded_config_extension(config));
+        }
+        Ok(tokio::task::spawn_blocking(move || {
+            set.modules_dep =
+                crate::engine::modules::modules_dep_extension(&base, &version, &set.extensions)?;
+            initramfs::build(&base, &version, &set)
+        })
+        .await??)
+    }
+
+    /// GRUB's EFI application for `arch` from the imager's GRUB directory.
+    pub(super) async fn grub_efi(
+        &self,
+        plan: &Plan,
+        prefix: &'static str,
+        modules: Vec<&'static str>,
+    ) -> Result<Vec<u8>, ServiceError> {
+        let imager = self.imager(plan).await?;
+        let efi = grub::EfiArch::from(plan.request.path.arch);
+        Ok(tokio::task::spawn_blocking(move || {
+            let dir = format!("usr/lib/grub/{}", efi.platform());
+            let files = |name: &str| {
+                imager
+                    .tree
+                    .file(&format!("{dir}/{name}"))
+                    .map(<[u8]>::to_vec)
+            };
+            grub::efi_image(efi, &files, prefix, &modules)
+        })
+        .await??)
+    }
+
+    /// GRUB for BIOS from the imager's i386-pc directory: the boot sector `boot_file` and the
+    /// image `build` makes from the modules.
+    pub(super) async fn grub_bios(
+        &self,
+        plan: &Plan,
+        boot_file: &'static str,
+        build: impl FnOnce(&dyn Fn(&str) -> Option<Vec<u8>>) -> Result<Vec<u8>, EngineError>
+        + Send
+        + 'static,
+    ) -> Result<(Vec<u8>, Vec<u8>), ServiceError> {
+        let imager = self.imager(plan).await?;
+        tokio::task::spawn_blocking(move || {
+            let grub_dir = "usr/lib/grub/i386-pc";
+            let boot = imager.file(&format!("{grub_dir}/{boot_file}"))?;
+            let files = |name: &str| {
+                imager
+                    .tree
+                    .file(&format!("{grub_dir}/{name}"))
+                    .map(<[u8]>::to_vec)
+            };
+            Ok::<_, ServiceError>((boot, build(&files)?))
+        })
+        .await?
+    }
+}
