@@ -8,7 +8,7 @@
 //! has nothing to compare with and says so. Re-record on an unchanged main with
 //! `IMAGE_FACTORY_RECORD_DIGESTS=1 cargo test -p assets-tests --test asset_digests`.
 
-use assets_tests::{fixture_release, layout_references, workspace, TestFactory};
+use assets_tests::{TestFactory, fixture_release, layout_references, workspace};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

@@ -5,14 +5,13 @@
 
 use super::{Factory, ServiceError};
 use crate::config::Config;
-use crate::engine::disk::{self, BiosGrub, Bootloader, DiskInputs};
-use crate::engine::extension;
-use crate::engine::grub;
-use crate::engine::initramfs::SOURCE_DATE_EPOCH;
+use crate::engine::SOURCE_DATE_EPOCH;
+use crate::engine::boot::{BiosGrub, Bootloader, grub, uki};
+use crate::engine::initramfs::extension;
 use crate::engine::initramfs::{self, ExtensionSet};
-use crate::engine::installer;
-use crate::engine::iso::{self, BiosEltorito, IsoBoot, IsoInputs};
-use crate::engine::uki;
+use crate::engine::layout::disk::{self, DiskInputs};
+use crate::engine::layout::installer;
+use crate::engine::layout::iso::{self, BiosEltorito, IsoBoot, IsoInputs};
 use crate::error::ErrorKind;
 use crate::format::{Compression, SparseImage};
 use crate::profile::{self, Arch, DiskFormat, OutFormat, OutputKind, PathProfile, TalosVersion};
@@ -667,7 +666,7 @@ impl Factory {
             let fail = |error: crate::format::FormatError| {
                 ServiceError::Engine(crate::engine::EngineError::InvalidInput(error.to_string()))
             };
-            let disk_id = crate::engine::gpt::guid_from_label("talos-image-disk");
+            let disk_id = crate::engine::fs::gpt::guid_from_label("talos-image-disk");
             let contained = match disk_format {
                 DiskFormat::Raw => layout,
                 DiskFormat::Qcow2 => {
@@ -976,8 +975,11 @@ impl Factory {
                 .push(extension::embedded_config_extension(config));
         }
         tokio::task::spawn_blocking(move || {
-            set.modules_dep =
-                crate::engine::modules::modules_dep_extension(&base, &version, &set.extensions)?;
+            set.modules_dep = crate::engine::initramfs::modules::modules_dep_extension(
+                &base,
+                &version,
+                &set.extensions,
+            )?;
             initramfs::build(&base, &version, &set)
         })
         .await

@@ -4,7 +4,7 @@
 
 use super::assets::Plan;
 use super::{Factory, ServiceError};
-use crate::engine::installer::{self, InstallerImage};
+use crate::engine::layout::installer::{self, InstallerImage};
 use crate::error::ErrorKind;
 use crate::profile::Arch;
 use crate::store::cache::CachedAsset;

@@ -9,8 +9,10 @@
 //! owned buffer and writes through `Write + Seek`, so it could neither reference payload in
 //! the sparse image nor stream, and it has no partition-offset view.
 
-use super::super::EngineError;
+pub mod eltorito;
+
 use crate::calendar::UtcTime;
+use crate::engine::EngineError;
 use crate::format::SparseImage;
 use bytes::Bytes;
 

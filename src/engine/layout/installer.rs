@@ -1,8 +1,8 @@
 //! Installer images (imager.md §8): the release's installer base with one more layer holding
 //! the boot artifacts, written as the `docker save` tarball the imager produces.
 
-use super::EngineError;
 use crate::calendar::UtcTime;
+use crate::engine::EngineError;
 use crate::format::tar::{self, Member};
 use crate::format::{self, Compression, SparseImage, WriteSink};
 use crate::profile::{Arch, TalosVersion};

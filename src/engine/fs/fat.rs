@@ -3,7 +3,7 @@
 //! laid out contiguously and referenced, not copied, so the volume is a sparse image whose
 //! payload is the files plus a few kilobytes of metadata.
 
-use super::EngineError;
+use crate::engine::EngineError;
 use crate::format::SparseImage;
 use bytes::Bytes;
 

@@ -35,7 +35,7 @@ mod log;
 mod space;
 mod tree;
 
-use super::EngineError;
+use crate::engine::EngineError;
 use crate::format::{FormatError, SparseImage};
 use ag::{ChunkRecord, Counts};
 use bytes::Bytes;
@@ -62,7 +62,7 @@ pub struct XfsOptions {
     pub sector_size: u64,
     /// At most 12 bytes.
     pub label: String,
-    /// Filesystem UUID in textual byte order (e.g. [`super::gpt::guid_from_label`]).
+    /// Filesystem UUID in textual byte order (e.g. [`crate::engine::fs::gpt::guid_from_label`]).
     pub uuid: [u8; 16],
     /// Unix time given to every inode; must be before 2038 (no bigtime).
     pub mtime: u32,
