@@ -41,9 +41,21 @@ pub enum EngineError {
     InvalidInput(String),
     #[error("{0}")]
     Pe(String),
+    /// A layout handed a format writer something out of bounds: a bug, not bad input.
+    #[error("{0}")]
+    Format(#[from] crate::format::FormatError),
+    #[error("{what}: {reason}")]
+    Json { what: &'static str, reason: String },
 }
 
 impl EngineError {
+    pub fn json(what: &'static str) -> impl FnOnce(serde_json::Error) -> EngineError {
+        move |error| EngineError::Json {
+            what,
+            reason: error.to_string(),
+        }
+    }
+
     pub fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> EngineError {
         move |error| EngineError::Io {
             what,

@@ -235,7 +235,6 @@ pub fn build(disk: &DiskInputs) -> Result<SparseImage, EngineError> {
     };
 
     let mut image = SparseImage::new(disk.disk_size);
-    let fail = |error: crate::format::FormatError| EngineError::InvalidInput(error.to_string());
     let bios = match (&disk.bios, disk.bootloader) {
         (Some(bios), Bootloader::DualBoot | Bootloader::Grub) => Some(grub::install_bios(
             &bios.boot_img,
@@ -250,17 +249,13 @@ pub fn build(disk: &DiskInputs) -> Result<SparseImage, EngineError> {
         if let (0, Some((mbr_code, _))) = (offset, &bios) {
             bytes[..mbr_code.len()].copy_from_slice(mbr_code);
         }
-        image.put(offset, bytes).map_err(fail)?;
+        image.put(offset, bytes)?;
     }
-    image
-        .place(offset_of("EFI"), esp(disk, esp_bytes)?)
-        .map_err(fail)?;
+    image.place(offset_of("EFI"), esp(disk, esp_bytes)?)?;
     if disk.bootloader != Bootloader::SdBoot {
-        image
-            .place(offset_of("BOOT"), boot_partition(disk, boot_bytes)?)
-            .map_err(fail)?;
+        image.place(offset_of("BOOT"), boot_partition(disk, boot_bytes)?)?;
         if let Some((_, core)) = bios {
-            image.put(offset_of("BIOS"), core).map_err(fail)?;
+            image.put(offset_of("BIOS"), core)?;
         }
     }
     let mut values = disk.meta.clone();
@@ -274,7 +269,7 @@ pub fn build(disk: &DiskInputs) -> Result<SparseImage, EngineError> {
         let mut adv = meta::partition(&values).map_err(EngineError::InvalidInput)?;
         // Both ADV copies; the rest of the partition stays a hole.
         adv.truncate(meta::PARTITION_SIZE / 2);
-        image.put(offset_of("META"), adv).map_err(fail)?;
+        image.put(offset_of("META"), adv)?;
     }
     Ok(image)
 }

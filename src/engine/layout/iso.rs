@@ -327,8 +327,7 @@ pub fn build(iso: &IsoInputs) -> Result<SparseImage, EngineError> {
         mtime: i64::from(iso.mtime),
     };
     let mut image = placement.write(&volume, &files, Some(&catalog), total - placement.end)?;
-    let fail = |error: crate::format::FormatError| EngineError::InvalidInput(error.to_string());
-    image.place(esp_start, esp).map_err(fail)?;
+    image.place(esp_start, esp)?;
 
     let iso_partition = 64..placement.end / 512;
     if let Some(code) = mbr_code {
@@ -352,7 +351,7 @@ pub fn build(iso: &IsoInputs) -> Result<SparseImage, EngineError> {
             if offset == 0 {
                 bytes[..code.len()].copy_from_slice(&code);
             }
-            image.put(offset, bytes).map_err(fail)?;
+            image.put(offset, bytes)?;
         }
     } else {
         let mut mbr = vec![0u8; 512];
@@ -363,7 +362,7 @@ pub fn build(iso: &IsoInputs) -> Result<SparseImage, EngineError> {
         )?);
         mbr[462..478].copy_from_slice(&mbr_entry(MBR_ESP, esp_start / 512, esp_size / 512)?);
         mbr[510..512].copy_from_slice(&[0x55, 0xAA]);
-        image.put(0, mbr).map_err(fail)?;
+        image.put(0, mbr)?;
     }
     Ok(image)
 }
