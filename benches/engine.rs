@@ -4,13 +4,14 @@
 //! over that 4.4 GB layout.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use image_factory::engine::disk::{self, BiosGrub, Bootloader, DiskInputs};
-use image_factory::engine::extension::{self, Extension};
-use image_factory::engine::fat::{self, FatFile, FatOptions};
+use image_factory::engine::boot::{BiosGrub, Bootloader, grub, uki};
+use image_factory::engine::fs::fat::{self, FatFile, FatOptions};
+use image_factory::engine::fs::gpt;
+use image_factory::engine::fs::xfs::{self, XfsFile, XfsOptions};
+use image_factory::engine::initramfs::extension::{self, Extension};
 use image_factory::engine::initramfs::{self, ExtensionSet};
-use image_factory::engine::iso::{self, BiosEltorito, IsoBoot, IsoInputs};
-use image_factory::engine::xfs::{self, XfsFile, XfsOptions};
-use image_factory::engine::{gpt, grub, uki};
+use image_factory::engine::layout::disk::{self, DiskInputs};
+use image_factory::engine::layout::iso::{self, BiosEltorito, IsoBoot, IsoInputs};
 use image_factory::format::{self, Compression, Sink};
 use image_factory::profile::Arch;
 use image_factory::profile::TalosVersion;

@@ -2,7 +2,7 @@
 //! fixture cache: every file it writes must come out byte for byte the same.
 
 use assets_tests::{run, workspace};
-use image_factory::engine::depmod::{DepmodError, depmod};
+use image_factory::engine::initramfs::depmod::{DepmodError, depmod};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! The GPT writer checked by sgdisk: the sd-boot layout of a 1.12 metal image.
 
 use assets_tests::run;
-use image_factory::engine::gpt::{self, Partition};
+use image_factory::engine::fs::gpt::{self, Partition};
 use std::io::{Seek, SeekFrom, Write};
 use std::process::Command;
 

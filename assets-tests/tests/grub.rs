@@ -3,8 +3,8 @@
 //! code, our `core.img` and our `grub.cfg` booted by SeaBIOS through GRUB.
 
 use assets_tests::{TestFactory, boot_bios_disk, fat_image, fixture_lines, run};
-use image_factory::engine::gpt::{self, Partition};
-use image_factory::engine::grub;
+use image_factory::engine::boot::grub;
+use image_factory::engine::fs::gpt::{self, Partition};
 use std::collections::BTreeMap;
 use std::io::{Seek, SeekFrom, Write};
 use std::process::{Command, Stdio};

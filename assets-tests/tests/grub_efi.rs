@@ -4,8 +4,8 @@
 //! the ESP and our `grub.cfg` on BOOT booted by OVMF through GRUB.
 
 use assets_tests::{TestFactory, boot_uefi_disk, fat_image, fixture_lines, run};
-use image_factory::engine::gpt::{self, Partition};
-use image_factory::engine::grub::{self, EfiArch};
+use image_factory::engine::boot::grub::{self, EfiArch};
+use image_factory::engine::fs::gpt::{self, Partition};
 use std::collections::BTreeMap;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;

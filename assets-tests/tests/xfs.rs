@@ -3,8 +3,8 @@
 //! mounting the volume through a loop device and writing to it.
 
 use assets_tests::run;
-use image_factory::engine::gpt::guid_from_label;
-use image_factory::engine::xfs::{self, XfsDir, XfsFile, XfsOptions};
+use image_factory::engine::fs::gpt::guid_from_label;
+use image_factory::engine::fs::xfs::{self, XfsDir, XfsFile, XfsOptions};
 use image_factory::format::{Segment, SparseImage};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};

@@ -1,21 +1,23 @@
-//! The build engine: one module per artifact, all synchronous and free of I/O beyond the
-//! bytes they are given.
+//! The build engine, synchronous and free of I/O beyond the bytes it is given. It reads
+//! top-down:
+//!
+//! - [`layout`]: whole images (disk, ISO, installer), which put
+//! - [`boot`] pieces (bootloader choice, GRUB, UKI, META, PE) on
+//! - [`fs`] writers (cpio, FAT, GPT, ISO 9660 with El Torito, XFS).
+//! - [`initramfs`] stands beside them: the initramfs with extensions, the kernel modules
+//!   extension and its depmod.
+//!
+//! [`bytes`] and [`elf`] hold what several of these parts read.
 
-pub mod cpio;
-pub mod depmod;
-pub mod disk;
-pub mod extension;
-pub mod fat;
-pub mod gpt;
-pub mod grub;
+pub mod boot;
+pub mod bytes;
+pub mod elf;
+pub mod fs;
 pub mod initramfs;
-pub mod installer;
-pub mod iso;
-pub mod meta;
-pub mod modules;
-pub mod output;
-pub mod uki;
-pub mod xfs;
+pub mod layout;
+
+/// Talos's SOURCE_DATE_EPOCH: the one timestamp in every generated archive and image.
+pub const SOURCE_DATE_EPOCH: u32 = 1_559_424_892;
 
 use crate::error::{Classify, ErrorKind};
 
@@ -39,12 +41,21 @@ pub enum EngineError {
     InvalidInput(String),
     #[error("{0}")]
     Pe(String),
-    /// A layout that does not fit its own image is a bug, not bad input.
-    #[error(transparent)]
+    /// A layout handed a format writer something out of bounds: a bug, not bad input.
+    #[error("{0}")]
     Format(#[from] crate::format::FormatError),
+    #[error("{what}: {reason}")]
+    Json { what: &'static str, reason: String },
 }
 
 impl EngineError {
+    pub fn json(what: &'static str) -> impl FnOnce(serde_json::Error) -> EngineError {
+        move |error| EngineError::Json {
+            what,
+            reason: error.to_string(),
+        }
+    }
+
     pub fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> EngineError {
         move |error| EngineError::Io {
             what,

@@ -5,10 +5,10 @@
 use super::plan::Plan;
 use super::{Factory, ServiceError, refused};
 use crate::engine::EngineError;
-use crate::engine::extension;
-use crate::engine::grub;
+use crate::engine::boot::grub;
+use crate::engine::boot::uki;
+use crate::engine::initramfs::extension;
 use crate::engine::initramfs::{self, ExtensionSet};
-use crate::engine::uki;
 use crate::error::ErrorKind;
 use crate::profile::Arch;
 use crate::source::{FileTree, ImageRef};
@@ -181,8 +181,11 @@ impl Factory {
                 .push(extension::embedded_config_extension(config));
         }
         Ok(tokio::task::spawn_blocking(move || {
-            set.modules_dep =
-                crate::engine::modules::modules_dep_extension(&base, &version, &set.extensions)?;
+            set.modules_dep = crate::engine::initramfs::modules::modules_dep_extension(
+                &base,
+                &version,
+                &set.extensions,
+            )?;
             initramfs::build(&base, &version, &set)
         })
         .await??)

@@ -4,9 +4,9 @@
 //! and the cache key all of that hashes to.
 
 use super::{Factory, ServiceError, refused};
-use crate::engine::disk::Bootloader;
-use crate::engine::iso::IsoBoot;
-use crate::engine::output::Output;
+use crate::engine::boot::Bootloader;
+use crate::engine::layout::iso::IsoBoot;
+use crate::engine::layout::output::Output;
 use crate::error::ErrorKind;
 use crate::profile::{self, OutputKind, PathProfile, TalosVersion};
 use crate::schematic::{Schematic, SchematicId};

@@ -5,7 +5,7 @@
 use super::delivery::read_all;
 use super::plan::Plan;
 use super::{Factory, ServiceError, refused};
-use crate::engine::installer::{self, InstallerImage};
+use crate::engine::layout::installer::{self, InstallerImage};
 use crate::error::ErrorKind;
 use crate::profile::Arch;
 use crate::store::cache::CachedAsset;

@@ -3,7 +3,7 @@
 //! the real kernels and modules byte for byte).
 
 use super::*;
-use crate::engine::grub::{MODULE_MAGIC, OBJ_TYPE_ELF, OBJ_TYPE_PREFIX};
+use crate::engine::boot::grub::{MODULE_MAGIC, OBJ_TYPE_ELF, OBJ_TYPE_PREFIX};
 
 const AX: u64 = SHF_ALLOC | SHF_EXECINSTR;
 const WA: u64 = SHF_ALLOC | 1;

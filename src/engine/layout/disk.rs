@@ -1,56 +1,15 @@
 //! Disk image layouts (imager.md §5): which partitions a bootloader needs, their sizes by
 //! version, and the assembly of GPT, ESP and META into one sparse image.
 
-use super::fat::{self, FatFile, FatOptions};
-use super::xfs::{self, XfsDir, XfsFile, XfsOptions};
-use super::{EngineError, gpt, grub, meta};
+use crate::engine::EngineError;
+use crate::engine::boot::{BiosGrub, Bootloader, LOADER_CONF, grub, meta};
+use crate::engine::fs::fat::{self, FatFile, FatOptions};
+use crate::engine::fs::gpt;
+use crate::engine::fs::xfs::{self, XfsDir, XfsFile, XfsOptions};
 use crate::format::SparseImage;
 use crate::profile::{Arch, MIB, TalosVersion};
-use crate::schematic::{Bootloader as Requested, MetaValue};
+use crate::schematic::MetaValue;
 use bytes::Bytes;
-
-/// The boot arrangement of a disk image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Bootloader {
-    /// systemd-boot and a UKI on the ESP (UEFI only).
-    SdBoot,
-    /// sd-boot for UEFI, GRUB on a BIOS partition and an XFS BOOT partition for BIOS.
-    DualBoot,
-    /// GRUB for both UEFI and BIOS.
-    Grub,
-}
-
-impl Bootloader {
-    /// The imager's selection rules (imager.md §2.3), first match wins.
-    pub fn select(
-        requested: Requested,
-        secureboot: bool,
-        arch: Arch,
-        version: &TalosVersion,
-    ) -> Bootloader {
-        match requested {
-            Requested::SdBoot if !secureboot => return Bootloader::SdBoot,
-            Requested::DualBoot if !secureboot => return Bootloader::DualBoot,
-            Requested::Grub if !secureboot => return Bootloader::Grub,
-            _ => {}
-        }
-        if secureboot || (arch == Arch::Arm64 && version.at_least(1, 10, 0)) {
-            Bootloader::SdBoot
-        } else if !version.at_least(1, 10, 0) {
-            Bootloader::Grub
-        } else {
-            Bootloader::DualBoot
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Bootloader::SdBoot => "sd-boot",
-            Bootloader::DualBoot => "dual-boot",
-            Bootloader::Grub => "grub",
-        }
-    }
-}
 
 /// Size of the XFS BOOT partition, which also drives the disk size adjustment.
 pub fn boot_partition_size(version: &TalosVersion) -> u64 {
@@ -77,13 +36,6 @@ pub fn esp_size(bootloader: Bootloader, version: &TalosVersion) -> u64 {
         Bootloader::Grub => 100 * MIB,
         _ => boot_partition_size(version) + 101 * MIB,
     }
-}
-
-/// GRUB for legacy BIOS: the release's `boot.img` and a `core.img` built for the disk.
-#[derive(Debug, Clone)]
-pub struct BiosGrub {
-    pub boot_img: Vec<u8>,
-    pub core_img: Vec<u8>,
 }
 
 /// Everything a disk image holds.
@@ -119,9 +71,6 @@ fn efi_name(arch: Arch) -> &'static str {
         Arch::Arm64 => "BOOTAA64.efi",
     }
 }
-
-/// `loader/loader.conf` without Secure Boot key enrollment.
-pub const LOADER_CONF: &str = "# systemd-boot configuration\n\ntimeout 10\n";
 
 /// The ESP: systemd-boot and the UKI, or GRUB's EFI application.
 fn esp(disk: &DiskInputs, size: u64) -> Result<SparseImage, EngineError> {
@@ -286,7 +235,6 @@ pub fn build(disk: &DiskInputs) -> Result<SparseImage, EngineError> {
     };
 
     let mut image = SparseImage::new(disk.disk_size);
-    let fail = |error: crate::format::FormatError| EngineError::InvalidInput(error.to_string());
     let bios = match (&disk.bios, disk.bootloader) {
         (Some(bios), Bootloader::DualBoot | Bootloader::Grub) => Some(grub::install_bios(
             &bios.boot_img,
@@ -301,17 +249,13 @@ pub fn build(disk: &DiskInputs) -> Result<SparseImage, EngineError> {
         if let (0, Some((mbr_code, _))) = (offset, &bios) {
             bytes[..mbr_code.len()].copy_from_slice(mbr_code);
         }
-        image.put(offset, bytes).map_err(fail)?;
+        image.put(offset, bytes)?;
     }
-    image
-        .place(offset_of("EFI"), esp(disk, esp_bytes)?)
-        .map_err(fail)?;
+    image.place(offset_of("EFI"), esp(disk, esp_bytes)?)?;
     if disk.bootloader != Bootloader::SdBoot {
-        image
-            .place(offset_of("BOOT"), boot_partition(disk, boot_bytes)?)
-            .map_err(fail)?;
+        image.place(offset_of("BOOT"), boot_partition(disk, boot_bytes)?)?;
         if let Some((_, core)) = bios {
-            image.put(offset_of("BIOS"), core).map_err(fail)?;
+            image.put(offset_of("BIOS"), core)?;
         }
     }
     let mut values = disk.meta.clone();
@@ -325,7 +269,7 @@ pub fn build(disk: &DiskInputs) -> Result<SparseImage, EngineError> {
         let mut adv = meta::partition(&values).map_err(EngineError::InvalidInput)?;
         // Both ADV copies; the rest of the partition stays a hole.
         adv.truncate(meta::PARTITION_SIZE / 2);
-        image.put(offset_of("META"), adv).map_err(fail)?;
+        image.put(offset_of("META"), adv)?;
     }
     Ok(image)
 }
@@ -336,36 +280,6 @@ mod tests {
 
     fn version(text: &str) -> TalosVersion {
         TalosVersion::new(semver::Version::parse(text).unwrap())
-    }
-
-    #[test]
-    fn bootloader_selection_follows_the_imager() {
-        let v112 = version("1.12.0");
-        let v19 = version("1.9.6");
-        assert_eq!(
-            Bootloader::select(Requested::None, false, Arch::Amd64, &v112),
-            Bootloader::DualBoot
-        );
-        assert_eq!(
-            Bootloader::select(Requested::None, false, Arch::Arm64, &v112),
-            Bootloader::SdBoot
-        );
-        assert_eq!(
-            Bootloader::select(Requested::None, false, Arch::Amd64, &v19),
-            Bootloader::Grub
-        );
-        assert_eq!(
-            Bootloader::select(Requested::None, true, Arch::Amd64, &v112),
-            Bootloader::SdBoot
-        );
-        assert_eq!(
-            Bootloader::select(Requested::Grub, true, Arch::Amd64, &v112),
-            Bootloader::SdBoot
-        );
-        assert_eq!(
-            Bootloader::select(Requested::SdBoot, false, Arch::Amd64, &v112),
-            Bootloader::SdBoot
-        );
     }
 
     #[test]

@@ -9,8 +9,10 @@
 //! owned buffer and writes through `Write + Seek`, so it could neither reference payload in
 //! the sparse image nor stream, and it has no partition-offset view.
 
-use super::super::EngineError;
+pub mod eltorito;
+
 use crate::calendar::UtcTime;
+use crate::engine::EngineError;
 use crate::format::SparseImage;
 use bytes::Bytes;
 
@@ -671,7 +673,6 @@ impl Placement {
         let view_base = [0u32, PARTITION_OFFSET_BLOCKS];
         let total = self.end + reserved_after;
         let mut image = SparseImage::new(total);
-        let fail = |error: crate::format::FormatError| EngineError::InvalidInput(error.to_string());
         let time = record_time(&UtcTime::from_unix(volume.mtime));
         for (view, base) in view_base.iter().copied().enumerate().take(views) {
             let relative = |lba: u32| if lba == 0 { 0 } else { lba - base };
@@ -702,20 +703,14 @@ impl Placement {
                     )?;
                 }
                 extent.resize(tree.dirs[dir].size as usize, 0);
-                image
-                    .put(u64::from(tree.dirs[dir].lba[view]) * BLOCK, extent)
-                    .map_err(fail)?;
+                image.put(u64::from(tree.dirs[dir].lba[view]) * BLOCK, extent)?;
             }
             let [little, big] = self.tables[view];
-            image
-                .put(
-                    u64::from(little) * BLOCK,
-                    path_table(tree, view, base, false),
-                )
-                .map_err(fail)?;
-            image
-                .put(u64::from(big) * BLOCK, path_table(tree, view, base, true))
-                .map_err(fail)?;
+            image.put(
+                u64::from(little) * BLOCK,
+                path_table(tree, view, base, false),
+            )?;
+            image.put(u64::from(big) * BLOCK, path_table(tree, view, base, true))?;
 
             let mut root_record = Vec::new();
             push_record(
@@ -756,26 +751,22 @@ impl Placement {
                 descriptors.extend_from_slice(&boot_record(catalog));
             }
             descriptors.extend_from_slice(&terminator());
-            image
-                .put(u64::from(base + SYSTEM_AREA_BLOCKS) * BLOCK, descriptors)
-                .map_err(fail)?;
+            image.put(u64::from(base + SYSTEM_AREA_BLOCKS) * BLOCK, descriptors)?;
         }
-        image
-            .put(u64::from(self.continuation) * BLOCK, er_entry())
-            .map_err(fail)?;
+        image.put(u64::from(self.continuation) * BLOCK, er_entry())?;
         for (index, (file, lba)) in all.iter().zip(&self.file_lbas).enumerate() {
             let offset = u64::from(*lba) * BLOCK;
             if index == files.len() {
                 let catalog = catalog.ok_or_else(|| {
                     EngineError::InvalidInput("a bootable ISO needs its boot catalog".into())
                 })?;
-                image.put(offset, catalog.to_vec()).map_err(fail)?;
+                image.put(offset, catalog.to_vec())?;
             } else if file.bytes.is_empty() {
                 continue;
             } else if file.packed {
-                image.put_packed(offset, file.bytes.clone()).map_err(fail)?;
+                image.put_packed(offset, file.bytes.clone())?;
             } else {
-                image.put(offset, file.bytes.clone()).map_err(fail)?;
+                image.put(offset, file.bytes.clone())?;
             }
         }
         Ok(image)

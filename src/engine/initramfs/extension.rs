@@ -2,7 +2,7 @@
 //! ranges, checkout from a pulled image, and the virtual `schematic` and `embedded-config`
 //! extensions.
 
-use super::EngineError;
+use crate::engine::EngineError;
 use crate::profile::TalosVersion;
 use crate::source::{Entry, FileTree};
 use crate::yaml::emit::{Emit, to_string};

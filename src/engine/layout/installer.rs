@@ -1,8 +1,8 @@
 //! Installer images (imager.md §8): the release's installer base with one more layer holding
 //! the boot artifacts, written as the `docker save` tarball the imager produces.
 
-use super::EngineError;
 use crate::calendar::UtcTime;
+use crate::engine::EngineError;
 use crate::format::tar::{self, Member};
 use crate::format::{self, Compression, SparseImage, WriteSink};
 use crate::profile::{Arch, TalosVersion};
@@ -74,10 +74,6 @@ fn rfc3339(seconds: i64) -> String {
     )
 }
 
-fn fail(error: format::FormatError) -> EngineError {
-    EngineError::InvalidInput(error.to_string())
-}
-
 /// The artifacts layer: entries sorted by path, mode 0, owned by root, time 0 (as the
 /// imager writes it); returns (gzip blob, diff id).
 pub fn artifacts_layer(files: &[(String, Bytes)]) -> Result<(Vec<u8>, String), EngineError> {
@@ -87,7 +83,7 @@ pub fn artifacts_layer(files: &[(String, Bytes)]) -> Result<(Vec<u8>, String), E
         .into_iter()
         .map(|(name, bytes)| {
             let mut content = SparseImage::new(bytes.len() as u64);
-            content.put_packed(0, bytes).map_err(fail)?;
+            content.put_packed(0, bytes)?;
             Ok(Member {
                 name,
                 mode: 0,
@@ -96,14 +92,14 @@ pub fn artifacts_layer(files: &[(String, Bytes)]) -> Result<(Vec<u8>, String), E
             })
         })
         .collect::<Result<Vec<_>, EngineError>>()?;
-    let archive = tar::archive(members, 0).map_err(fail)?;
+    let archive = tar::archive(members, 0)?;
     let mut plain = Vec::with_capacity(archive.size() as usize);
     format::encode(&archive, Compression::None, &mut WriteSink(&mut plain))
-        .map_err(|error| EngineError::InvalidInput(error.to_string()))?;
+        .map_err(EngineError::io("artifacts layer"))?;
     let diff_id = sha256(&plain);
     let mut compressed = Vec::new();
     format::encode(&archive, Compression::Gzip, &mut WriteSink(&mut compressed))
-        .map_err(|error| EngineError::InvalidInput(error.to_string()))?;
+        .map_err(EngineError::io("artifacts layer"))?;
     Ok((compressed, diff_id))
 }
 
@@ -135,8 +131,7 @@ pub fn image(inputs: &InstallerInputs) -> Result<InstallerImage, EngineError> {
         "config": inputs.base_config.get("config").cloned().unwrap_or_else(|| json!({})),
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     });
-    let config = serde_json::to_vec(&config)
-        .map_err(|error| EngineError::InvalidInput(error.to_string()))?;
+    let config = serde_json::to_vec(&config).map_err(EngineError::json("installer config"))?;
     let mut layers: Vec<(String, Bytes, String)> = base
         .iter()
         .map(|layer| {
@@ -162,8 +157,8 @@ pub fn image(inputs: &InstallerInputs) -> Result<InstallerImage, EngineError> {
             }))
             .collect::<Vec<_>>(),
     });
-    let manifest = serde_json::to_vec(&manifest)
-        .map_err(|error| EngineError::InvalidInput(error.to_string()))?;
+    let manifest =
+        serde_json::to_vec(&manifest).map_err(EngineError::json("installer manifest"))?;
     Ok(InstallerImage {
         config,
         manifest,
@@ -189,14 +184,14 @@ pub fn tarball(inputs: &InstallerInputs) -> Result<SparseImage, EngineError> {
         "RepoTags": [inputs.reference],
         "Layers": layer_names,
     }]);
-    let manifest = serde_json::to_vec(&manifest)
-        .map_err(|error| EngineError::InvalidInput(error.to_string()))?;
+    let manifest =
+        serde_json::to_vec(&manifest).map_err(EngineError::json("installer manifest"))?;
     let member = |name: String, bytes: Bytes, packed: bool| -> Result<Member, EngineError> {
         let mut content = SparseImage::new(bytes.len() as u64);
         if packed {
-            content.put_packed(0, bytes).map_err(fail)?;
+            content.put_packed(0, bytes)?;
         } else {
-            content.put(0, bytes).map_err(fail)?;
+            content.put(0, bytes)?;
         }
         Ok(Member {
             name,
@@ -214,7 +209,7 @@ pub fn tarball(inputs: &InstallerInputs) -> Result<SparseImage, EngineError> {
         Bytes::from(manifest),
         false,
     )?);
-    tar::archive(members, 0).map_err(fail)
+    Ok(tar::archive(members, 0)?)
 }
 
 #[cfg(test)]

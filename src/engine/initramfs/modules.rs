@@ -2,10 +2,10 @@
 //! tree (read from `rootfs.sqsh` inside the base initramfs, never unpacked to disk) and the
 //! extensions' modules are indexed together, and the index files become one more extension.
 
-use super::EngineError;
-use super::cpio::read_newc;
 use super::depmod::depmod;
 use super::extension::{Extension, Manifest};
+use crate::engine::EngineError;
+use crate::engine::fs::cpio::read_newc;
 use crate::profile::TalosVersion;
 use crate::source::Entry;
 use backhand::{FilesystemReader, InnerNode};

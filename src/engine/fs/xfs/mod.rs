@@ -35,8 +35,8 @@ mod log;
 mod space;
 mod tree;
 
-use super::EngineError;
-use crate::format::{FormatError, SparseImage};
+use crate::engine::EngineError;
+use crate::format::SparseImage;
 use ag::{ChunkRecord, Counts};
 use bytes::Bytes;
 use dir::{Entry, FT_DIR, FT_REG_FILE};
@@ -62,7 +62,7 @@ pub struct XfsOptions {
     pub sector_size: u64,
     /// At most 12 bytes.
     pub label: String,
-    /// Filesystem UUID in textual byte order (e.g. [`super::gpt::guid_from_label`]).
+    /// Filesystem UUID in textual byte order (e.g. [`crate::engine::fs::gpt::guid_from_label`]).
     pub uuid: [u8; 16],
     /// Unix time given to every inode; must be before 2038 (no bigtime).
     pub mtime: u32,
@@ -132,14 +132,12 @@ pub fn build(
 
     let mut image = SparseImage::new(options.size);
     let table = inode_table(&tree, &inodes, &placements, &geometry, options);
-    image
-        .put(geometry.offset(0, geometry.first_chunk()), table)
-        .map_err(fail)?;
+    image.put(geometry.offset(0, geometry.first_chunk()), table)?;
     for placement in placements {
         match placement {
-            Placement::BlockDir { run, block } => image
-                .put(geometry.offset(run.agno, run.agbno), block)
-                .map_err(fail)?,
+            Placement::BlockDir { run, block } => {
+                image.put(geometry.offset(run.agno, run.agbno), block)?
+            }
             Placement::File {
                 runs,
                 bytes,
@@ -152,9 +150,9 @@ pub fn build(
                     let data = bytes.slice(start..end);
                     let at = geometry.offset(run.agno, run.agbno);
                     if packed {
-                        image.put_packed(at, data).map_err(fail)?;
+                        image.put_packed(at, data)?;
                     } else {
-                        image.put(at, data).map_err(fail)?;
+                        image.put(at, data)?;
                     }
                     start = end;
                 }
@@ -164,12 +162,10 @@ pub fn build(
     }
     write_groups(&mut image, &geometry, &space, &inodes, options)?;
     // The log shares the volume's sector size.
-    image
-        .put(
-            geometry.offset(geometry.log_ag, geometry.prealloc()),
-            log::clean_record(geometry.sector as usize, &options.uuid),
-        )
-        .map_err(fail)?;
+    image.put(
+        geometry.offset(geometry.log_ag, geometry.prealloc()),
+        log::clean_record(geometry.sector as usize, &options.uuid),
+    )?;
     Ok(image)
 }
 
@@ -455,7 +451,7 @@ fn write_groups(
         headers.extend_from_slice(&ag::agf(geometry, agno, free, uuid));
         headers.extend_from_slice(&ag::agi(geometry, agno, chunks, uuid));
         headers.extend_from_slice(&ag::agfl(geometry, agno, uuid));
-        image.put(geometry.offset(agno, 0), headers).map_err(fail)?;
+        image.put(geometry.offset(agno, 0), headers)?;
 
         let (by_block, by_size) = ag::free_records(free);
         let (all_chunks, free_chunks, with_free) = ag::inode_records(chunks);
@@ -467,17 +463,10 @@ fn write_groups(
         ];
         for (magic, agbno, records, count) in leaves {
             let block = ag::leaf(geometry, magic, agno, agbno, &records, count, uuid);
-            image
-                .put(geometry.offset(agno, agbno), block)
-                .map_err(fail)?;
+            image.put(geometry.offset(agno, agbno), block)?;
         }
     }
     Ok(())
-}
-
-/// Overlaps or overruns would be a layout bug, reported rather than hidden.
-fn fail(error: FormatError) -> EngineError {
-    EngineError::InvalidInput(format!("XFS layout: {error}"))
 }
 
 fn allocate(space: &mut FreeSpace, blocks: u64, size: u64) -> Result<Vec<Run>, EngineError> {

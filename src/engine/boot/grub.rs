@@ -13,7 +13,7 @@ mod efi;
 
 pub use efi::{EfiArch, efi_image};
 
-use super::EngineError;
+use crate::engine::EngineError;
 use liblzma::stream::{Action, Filters, LzmaOptions, PRESET_EXTREME, Status, Stream};
 use std::collections::HashMap;
 use std::fmt::Write as _;

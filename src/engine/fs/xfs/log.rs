@@ -122,7 +122,7 @@ mod tests {
         be32(&mut record, 40, 1);
         be32(&mut record, 44, 0x0d1f_9c65);
         be32(&mut record, 300, 1);
-        record[304..320].copy_from_slice(&crate::engine::gpt::guid_from_label("BOOT"));
+        record[304..320].copy_from_slice(&crate::engine::fs::gpt::guid_from_label("BOOT"));
         be32(&mut record, 320, 0x8000);
         record[512..528]
             .copy_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0xaa, 0x20, 0, 0, 0x6e, 0x55, 0, 0]);

@@ -11,7 +11,7 @@ fn options() -> XfsOptions {
         size: 1000 * MIB,
         sector_size: 512,
         label: "BOOT".into(),
-        uuid: crate::engine::gpt::guid_from_label("BOOT"),
+        uuid: crate::engine::fs::gpt::guid_from_label("BOOT"),
         mtime: 1_700_000_000,
     }
 }

@@ -2,8 +2,7 @@
 //! `.uname`, `.splash`, `.linux`, `.initrd` (and, from Talos 1.10, a `.profile`) sections
 //! appended, laid out as Talos's imager lays them out (no objcopy).
 
-use super::EngineError;
-use super::initramfs::SOURCE_DATE_EPOCH;
+use crate::engine::{EngineError, SOURCE_DATE_EPOCH};
 use crate::profile::TalosVersion;
 
 const PE_OFFSET: usize = 0x80;

@@ -3,7 +3,7 @@
 //! laid out contiguously and referenced, not copied, so the volume is a sparse image whose
 //! payload is the files plus a few kilobytes of metadata.
 
-use super::EngineError;
+use crate::engine::EngineError;
 use crate::format::SparseImage;
 use bytes::Bytes;
 
@@ -168,13 +168,12 @@ pub fn build(options: &FatOptions, files: &[FatFile]) -> Result<SparseImage, Eng
     }
 
     let mut image = SparseImage::new(options.size);
-    let fail = |error: crate::format::FormatError| EngineError::InvalidInput(error.to_string());
     let boot = boot_sector(options, &geometry);
     let info = fs_info(&geometry, geometry.clusters - used, next_cluster as u32);
     let mut head = boot.clone();
     head.extend_from_slice(&info);
-    image.put(0, head.clone()).map_err(fail)?;
-    image.put(6 * geometry.sector, head).map_err(fail)?;
+    image.put(0, head.clone())?;
+    image.put(6 * geometry.sector, head)?;
 
     let mut fat = Vec::with_capacity(next_cluster as usize * 4);
     fat.extend_from_slice(&0x0FFF_FFF8u32.to_le_bytes());
@@ -198,7 +197,7 @@ pub fn build(options: &FatOptions, files: &[FatFile]) -> Result<SparseImage, Eng
     let fat = Bytes::from(fat);
     for copy in 0..FATS {
         let offset = (RESERVED_SECTORS + copy * geometry.fat_sectors) * geometry.sector;
-        image.put(offset, fat.clone()).map_err(fail)?;
+        image.put(offset, fat.clone())?;
     }
 
     let stamp = DosTime::from_unix(options.mtime);
@@ -207,15 +206,15 @@ pub fn build(options: &FatOptions, files: &[FatFile]) -> Result<SparseImage, Eng
         match &node.file {
             Some((bytes, packed)) if !bytes.is_empty() => {
                 if *packed {
-                    image.put_packed(offset, bytes.clone()).map_err(fail)?;
+                    image.put_packed(offset, bytes.clone())?;
                 } else {
-                    image.put(offset, bytes.clone()).map_err(fail)?;
+                    image.put(offset, bytes.clone())?;
                 }
             }
             Some(_) => {}
             None => {
                 let entries = directory(&nodes, index, &short_names, options, stamp);
-                image.put(offset, entries).map_err(fail)?;
+                image.put(offset, entries)?;
             }
         }
     }

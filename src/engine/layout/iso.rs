@@ -1,18 +1,16 @@
 //! ISO images (imager.md §6): ISO 9660 with El Torito, booting UEFI through systemd-boot on
 //! an appended ESP and, on the hybrid ISO, BIOS through GRUB, from a CD or written to a disk.
 
-pub mod eltorito;
-pub mod iso9660;
-
-use super::disk::{Bootloader, LOADER_CONF};
-use super::fat::{self, FatFile, FatOptions};
-use super::{EngineError, gpt};
+use crate::engine::EngineError;
+use crate::engine::boot::{Bootloader, LOADER_CONF, grub};
+use crate::engine::fs::fat::{self, FatFile, FatOptions};
+use crate::engine::fs::gpt;
+use crate::engine::fs::iso9660::eltorito::{self, CatalogEntry, Platform};
+use crate::engine::fs::iso9660::{self, BLOCK, IsoFile, Layout, Placement, Volume};
 use crate::format::SparseImage;
 use crate::profile::{Arch, MIB, TalosVersion};
 use crate::schematic::Bootloader as Requested;
 use bytes::Bytes;
-use eltorito::{CatalogEntry, Platform};
-use iso9660::{BLOCK, IsoFile, Layout, Placement, Volume};
 
 /// How an ISO boots (imager.md §6.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -255,7 +253,7 @@ pub fn build(iso: &IsoInputs) -> Result<SparseImage, EngineError> {
             },
             IsoFile {
                 path: "boot/grub/grub.cfg".into(),
-                bytes: Bytes::from(super::grub::iso_grub_cfg(&iso.cmdline, reset).into_bytes()),
+                bytes: Bytes::from(grub::iso_grub_cfg(&iso.cmdline, reset).into_bytes()),
                 packed: false,
             },
         ]);
@@ -329,8 +327,7 @@ pub fn build(iso: &IsoInputs) -> Result<SparseImage, EngineError> {
         mtime: i64::from(iso.mtime),
     };
     let mut image = placement.write(&volume, &files, Some(&catalog), total - placement.end)?;
-    let fail = |error: crate::format::FormatError| EngineError::InvalidInput(error.to_string());
-    image.place(esp_start, esp).map_err(fail)?;
+    image.place(esp_start, esp)?;
 
     let iso_partition = 64..placement.end / 512;
     if let Some(code) = mbr_code {
@@ -354,7 +351,7 @@ pub fn build(iso: &IsoInputs) -> Result<SparseImage, EngineError> {
             if offset == 0 {
                 bytes[..code.len()].copy_from_slice(&code);
             }
-            image.put(offset, bytes).map_err(fail)?;
+            image.put(offset, bytes)?;
         }
     } else {
         let mut mbr = vec![0u8; 512];
@@ -365,7 +362,7 @@ pub fn build(iso: &IsoInputs) -> Result<SparseImage, EngineError> {
         )?);
         mbr[462..478].copy_from_slice(&mbr_entry(MBR_ESP, esp_start / 512, esp_size / 512)?);
         mbr[510..512].copy_from_slice(&[0x55, 0xAA]);
-        image.put(0, mbr).map_err(fail)?;
+        image.put(0, mbr)?;
     }
     Ok(image)
 }

@@ -3,8 +3,8 @@
 //! identity (VHD unique ID, VMDK content ID) derived from a fixed label so output is
 //! reproducible.
 
-use super::EngineError;
-use super::gpt::guid_from_label;
+use crate::engine::EngineError;
+use crate::engine::fs::gpt::guid_from_label;
 use crate::format::{self, Compression, SparseImage};
 use crate::profile::{DiskFormat, ImageOptions, OutFormat};
 

@@ -1,7 +1,7 @@
 //! El Torito: the boot catalog firmware reads from a CD, and the tables patched into a boot
 //! image so it can find the rest of itself (boot info table, GRUB's hybrid blocklist).
 
-use super::super::EngineError;
+use crate::engine::EngineError;
 
 /// Which firmware an entry is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

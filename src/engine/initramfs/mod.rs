@@ -2,19 +2,20 @@
 //! initramfs, then the base (never unpacked), then one compressed cpio holding a squashfs per
 //! extension, `extensions.yaml` and the extensions' firmware.
 
-use super::EngineError;
-use super::cpio::{Member, write_newc};
-use super::extension::Extension;
+pub mod depmod;
+pub mod extension;
+pub mod modules;
+
+use crate::engine::fs::cpio::{Member, write_newc};
+use crate::engine::{EngineError, SOURCE_DATE_EPOCH};
 use crate::profile::TalosVersion;
 use crate::source::Entry;
 use crate::yaml::emit::{Emit, to_string};
 use backhand::compression::Compressor;
 use backhand::{FilesystemCompressor, FilesystemWriter, NodeHeader};
+use extension::Extension;
 use std::collections::BTreeMap;
 use std::io::{Cursor, Write};
-
-/// Talos's SOURCE_DATE_EPOCH: the one timestamp in every generated archive.
-pub const SOURCE_DATE_EPOCH: u32 = 1_559_424_892;
 
 /// Extensions in build order; their directory names are their indexes, except
 /// `modules.dep`, which comes last.

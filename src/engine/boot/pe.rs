@@ -1,0 +1,1 @@
+//! PE32+ images: reading, writing and the Authenticode hash.

@@ -1,0 +1,1 @@
+//! Little-endian fields of byte slices.
