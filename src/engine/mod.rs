@@ -1,17 +1,13 @@
 //! The build engine, synchronous and free of I/O beyond the bytes it is given. It reads
 //! top-down:
 //!
-//! - [`layout`]: whole images (disk, ISO, installer), which put
-//! - [`boot`] pieces (bootloader choice, GRUB, UKI, META, PE) on
+//! - [`layout`]: whole images (disk, ISO, installer) and their output container, which put
+//! - [`boot`] pieces (bootloader choice, GRUB, UKI, META) on
 //! - [`fs`] writers (cpio, FAT, GPT, ISO 9660 with El Torito, XFS).
 //! - [`initramfs`] stands beside them: the initramfs with extensions, the kernel modules
 //!   extension and its depmod.
-//!
-//! [`bytes`] and [`elf`] hold what several of these parts read.
 
 pub mod boot;
-pub mod bytes;
-pub mod elf;
 pub mod fs;
 pub mod initramfs;
 pub mod layout;

@@ -1,4 +1,5 @@
-//! Frontends: the HTTP API (more routers — PXE, registry, UI — join it as they are built).
+//! Frontends: one axum router for the HTTP API, the PXE scripts and the `/v2` registry; each
+//! route resolves its request with `service::Factory::resolve` and serves the delivery.
 
 mod assets;
 pub mod http;

@@ -1,5 +1,5 @@
-//! Persistent storage behind traits: the schematic store (and, later, the asset cache).
-//! The embedded default keeps everything in a state directory on the local filesystem.
+//! Persistent storage: the schematic store behind a trait, and the signed asset cache. The
+//! embedded default keeps both in a state directory on the local filesystem.
 
 pub mod cache;
 mod fs;

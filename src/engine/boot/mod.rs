@@ -1,10 +1,9 @@
 //! What boots an image: the bootloader choice and the pieces each bootloader needs (GRUB
-//! images, UKIs, the META partition), with the PE reader and writer they share. Layouts put
+//! images, UKIs, the META partition). Layouts put
 //! these pieces on file systems; nothing here knows a partition table.
 
 pub mod grub;
 pub mod meta;
-pub mod pe;
 pub mod uki;
 
 use crate::profile::{Arch, TalosVersion};

@@ -1,1 +1,0 @@
-//! PE32+ images: reading, writing and the Authenticode hash.

@@ -1,1 +1,0 @@
-//! Little-endian fields of byte slices.
