@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod format;
 pub mod frontend;
+pub mod hex;
 pub mod profile;
 pub mod schematic;
 pub mod service;

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::error::Classify;
 use crate::format::{Compression, SparseImage};
 use crate::source::FileTree;
+use crate::store::StoreError;
 use crate::store::cache::{AssetCache, CachedAsset, load_or_create_key};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,7 +37,7 @@ pub(super) enum Built {
 }
 
 impl Builds {
-    pub fn open(config: &Config) -> Result<Builds, String> {
+    pub fn open(config: &Config) -> Result<Builds, StoreError> {
         let key_path = if config.cache.signing_key_path.as_os_str().is_empty() {
             config.storage.dir.join("cache-signing-key.pem")
         } else {
@@ -145,7 +146,7 @@ impl Factory {
         })
         .await
         .map_err(|error| shared(error.into()))?;
-        let asset = stored.map_err(|error| shared(ServiceError::Cache(error)))?;
+        let asset = stored.map_err(|error| shared(ServiceError::Store(error)))?;
         tracing::info!(
             kind = kind.as_str(),
             size = asset.size,

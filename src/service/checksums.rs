@@ -88,7 +88,7 @@ impl Factory {
             builds
                 .cache
                 .put(&key, hex.as_bytes())
-                .map_err(ServiceError::Cache)?;
+                .map_err(ServiceError::Store)?;
             Ok(hex)
         })
         .await?

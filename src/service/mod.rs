@@ -85,8 +85,6 @@ pub enum ServiceError {
     /// A plan that lacks what its asset kind needs: a bug of the planner.
     #[error("incomplete plan: {0}")]
     IncompletePlan(&'static str),
-    #[error("asset cache: {0}")]
-    Cache(String),
     #[error(transparent)]
     Source(#[from] SourceError),
     /// Upstream answers a malformed version with 500, and so do we.
@@ -116,7 +114,6 @@ impl Classify for ServiceError {
             | ServiceError::Checksum(_)
             | ServiceError::Json(_)
             | ServiceError::IncompletePlan(_)
-            | ServiceError::Cache(_)
             | ServiceError::MalformedVersion(_) => ErrorKind::Internal,
             ServiceError::Source(error) => error.kind(),
         }
@@ -204,7 +201,7 @@ impl Factory {
     ) -> Result<Factory, String> {
         let images = Arc::new(images_from_config(&config)?);
         let catalogs = Arc::new(Catalogs::new(images.clone(), catalog_config(&config)?));
-        let builds = Arc::new(builds::Builds::open(&config)?);
+        let builds = Arc::new(builds::Builds::open(&config).map_err(|error| error.to_string())?);
         Ok(Factory {
             config: Arc::new(config),
             schematics,

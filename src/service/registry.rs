@@ -264,7 +264,7 @@ impl Factory {
             builds.cache.put(&key, &bytes).map(|_| ())
         })
         .await?
-        .map_err(ServiceError::Cache)
+        .map_err(ServiceError::Store)
     }
 
     /// The image manifest of one architecture's installer, building and storing the image
@@ -295,7 +295,7 @@ impl Factory {
         let stored = manifest.clone();
         tokio::task::spawn_blocking(move || builds.cache.put(&key, &stored))
             .await?
-            .map_err(ServiceError::Cache)?;
+            .map_err(ServiceError::Store)?;
         Ok(manifest)
     }
 }

@@ -7,6 +7,7 @@
 //! cost one precomputed chunk digest each instead of hashing gigabytes of zeros; an entry is
 //! verified once per process (and again whenever its file changes).
 
+use super::{StoreError, io_error};
 use crate::format::Sink;
 use crate::sign::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
@@ -97,7 +98,7 @@ impl ChunkedDigest {
         if self.filled > 0 {
             self.close_chunk();
         }
-        crate::source::oci::hex(&self.outer.finalize())
+        crate::hex::encode(&self.outer.finalize())
     }
 }
 
@@ -128,14 +129,10 @@ fn file_state(path: &Path, digest: &str) -> Option<FileState> {
     })
 }
 
-fn io_error(what: &str, path: &Path, error: std::io::Error) -> String {
-    format!("asset cache: {what} {}: {error}", path.display())
-}
-
 impl AssetCache {
     /// Opens the cache under `root`, signing entries with `signing`.
-    pub fn open(root: &Path, signing: SigningKey) -> Result<AssetCache, String> {
-        fs::create_dir_all(root).map_err(|e| io_error("create", root, e))?;
+    pub fn open(root: &Path, signing: SigningKey) -> Result<AssetCache, StoreError> {
+        fs::create_dir_all(root).map_err(io_error("create", root))?;
         // Leftovers of builds interrupted by a crash are never valid entries.
         if let Ok(entries) = fs::read_dir(root) {
             for entry in entries.flatten() {
@@ -165,48 +162,55 @@ impl AssetCache {
 
     /// The entry for `key` if it is present and intact; a damaged entry is removed.
     pub fn get(&self, key: &str) -> Option<CachedAsset> {
+        match self.verify(key) {
+            Ok(found) => found,
+            Err(damage) => self.discard(key, &damage),
+        }
+    }
+
+    /// The entry for `key` checked against its signed record; `None` if there is none.
+    fn verify(&self, key: &str) -> Result<Option<CachedAsset>, StoreError> {
         let dir = self.entry_dir(key);
         let record_path = dir.join("record.json");
-        let record: Record = match fs::read(&record_path) {
-            Ok(bytes) => match serde_json::from_slice(&bytes) {
-                Ok(record) => record,
-                Err(_) => return self.discard(key, "unreadable record"),
-            },
-            Err(_) => return None,
+        let Ok(bytes) = fs::read(&record_path) else {
+            return Ok(None);
         };
+        let record: Record =
+            serde_json::from_slice(&bytes).map_err(|source| StoreError::MalformedRecord {
+                path: record_path.clone(),
+                source,
+            })?;
         let signature = crate::sign::decode_signature(&record.signature).unwrap_or_default();
         let text = signed_text(key, &record.digest, record.size);
         if !self.verifying.verify(text.as_bytes(), &signature) {
-            return self.discard(key, "signature does not verify");
+            return Err(StoreError::BadSignature { path: record_path });
         }
         let data = dir.join("data");
         let state = file_state(&data, &record.digest);
         let known = self.verified.lock().ok().and_then(|v| v.get(key).cloned());
         if state.is_some() && known == state {
-            return Some(CachedAsset {
+            return Ok(Some(CachedAsset {
                 path: data,
                 size: record.size,
                 digest: record.digest,
-            });
+            }));
         }
-        match hash_file(&data) {
-            Ok((digest, size)) if digest == record.digest && size == record.size => {
-                if let (Some(state), Ok(mut verified)) = (state, self.verified.lock()) {
-                    verified.insert(key.to_string(), state);
-                }
-                Some(CachedAsset {
-                    path: data,
-                    size,
-                    digest,
-                })
-            }
-            Ok(_) => self.discard(key, "content does not match its signed digest"),
-            Err(_) => self.discard(key, "content unreadable"),
+        let (digest, size) = hash_file(&data).map_err(io_error("read", &data))?;
+        if digest != record.digest || size != record.size {
+            return Err(StoreError::DigestMismatch { path: data });
         }
+        if let (Some(state), Ok(mut verified)) = (state, self.verified.lock()) {
+            verified.insert(key.to_string(), state);
+        }
+        Ok(Some(CachedAsset {
+            path: data,
+            size,
+            digest,
+        }))
     }
 
-    fn discard(&self, key: &str, reason: &str) -> Option<CachedAsset> {
-        tracing::warn!(key, reason, "discarding damaged asset cache entry");
+    fn discard(&self, key: &str, damage: &StoreError) -> Option<CachedAsset> {
+        tracing::warn!(key, %damage, "discarding damaged asset cache entry");
         if let Ok(mut verified) = self.verified.lock() {
             verified.remove(key);
         }
@@ -215,7 +219,7 @@ impl AssetCache {
     }
 
     /// Stores `bytes` under `key`, atomically; returns the new entry.
-    pub fn put(&self, key: &str, bytes: &[u8]) -> Result<CachedAsset, String> {
+    pub fn put(&self, key: &str, bytes: &[u8]) -> Result<CachedAsset, StoreError> {
         self.put_with(key, |sink| sink.data(bytes, false))
     }
 
@@ -226,7 +230,7 @@ impl AssetCache {
         &self,
         key: &str,
         write: impl FnOnce(&mut dyn Sink) -> std::io::Result<()>,
-    ) -> Result<CachedAsset, String> {
+    ) -> Result<CachedAsset, StoreError> {
         self.put_streaming(key, &|_, _| {}, write)
     }
 
@@ -238,17 +242,16 @@ impl AssetCache {
         key: &str,
         progress: &(dyn Fn(&Path, u64) + Sync),
         write: impl FnOnce(&mut dyn Sink) -> std::io::Result<()>,
-    ) -> Result<CachedAsset, String> {
+    ) -> Result<CachedAsset, StoreError> {
         let temporary = self.root.join(format!(
             ".tmp-{key}-{}-{}",
             std::process::id(),
             self.temporaries.fetch_add(1, Ordering::Relaxed)
         ));
         let result = (|| {
-            fs::create_dir_all(&temporary).map_err(|e| io_error("create", &temporary, e))?;
+            fs::create_dir_all(&temporary).map_err(io_error("create", &temporary))?;
             let data_path = temporary.join("data");
-            let file =
-                fs::File::create(&data_path).map_err(|e| io_error("create", &data_path, e))?;
+            let file = fs::File::create(&data_path).map_err(io_error("create", &data_path))?;
             let mut sink = FileSink {
                 file,
                 digest: ChunkedDigest::new(),
@@ -256,10 +259,8 @@ impl AssetCache {
                 path: &data_path,
                 progress,
             };
-            write(&mut sink).map_err(|e| io_error("write", &data_path, e))?;
-            let (digest, size) = sink
-                .finish()
-                .map_err(|e| io_error("write", &data_path, e))?;
+            write(&mut sink).map_err(io_error("write", &data_path))?;
+            let (digest, size) = sink.finish().map_err(io_error("write", &data_path))?;
             let record = Record {
                 size,
                 digest: digest.clone(),
@@ -269,13 +270,18 @@ impl AssetCache {
                         .sign(signed_text(key, &digest, size).as_bytes()),
                 ),
             };
-            let record = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
-            write_synced(&temporary.join("record.json"), &record)?;
+            let record_path = temporary.join("record.json");
+            let record =
+                serde_json::to_vec(&record).map_err(|source| StoreError::MalformedRecord {
+                    path: record_path.clone(),
+                    source,
+                })?;
+            write_synced(&record_path, &record)?;
             let target = self.entry_dir(key);
             if target.exists() {
-                fs::remove_dir_all(&target).map_err(|e| io_error("replace", &target, e))?;
+                fs::remove_dir_all(&target).map_err(io_error("replace", &target))?;
             }
-            fs::rename(&temporary, &target).map_err(|e| io_error("rename", &target, e))?;
+            fs::rename(&temporary, &target).map_err(io_error("rename", &target))?;
             if let Ok(dir) = fs::File::open(&self.root) {
                 let _ = dir.sync_all();
             }
@@ -294,23 +300,23 @@ impl AssetCache {
     }
 
     /// Removes every entry (used by tests and `cache clear`).
-    pub fn clear(&self) -> Result<(), String> {
+    pub fn clear(&self) -> Result<(), StoreError> {
         if let Ok(mut verified) = self.verified.lock() {
             verified.clear();
         }
-        let entries = fs::read_dir(&self.root).map_err(|e| io_error("list", &self.root, e))?;
+        let entries = fs::read_dir(&self.root).map_err(io_error("list", &self.root))?;
         for entry in entries.flatten() {
-            fs::remove_dir_all(entry.path()).map_err(|e| io_error("remove", &entry.path(), e))?;
+            fs::remove_dir_all(entry.path()).map_err(io_error("remove", &entry.path()))?;
         }
         Ok(())
     }
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let mut file = fs::File::create(path).map_err(|e| io_error("create", path, e))?;
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut file = fs::File::create(path).map_err(io_error("create", path))?;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
-        .map_err(|e| io_error("write", path, e))
+        .map_err(io_error("write", path))
 }
 
 /// The data file of an entry being written: holes become file holes. Writers hand over
@@ -386,25 +392,29 @@ fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
 }
 
 /// Loads the cache signing key from `path`, or creates one there (mode 0600) on first use.
-pub fn load_or_create_key(path: &Path) -> Result<SigningKey, String> {
+pub fn load_or_create_key(path: &Path) -> Result<SigningKey, StoreError> {
     if let Ok(pem) = fs::read_to_string(path) {
-        return SigningKey::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()));
+        return SigningKey::from_pem(&pem).map_err(|source| StoreError::SigningKey {
+            path: path.to_path_buf(),
+            source,
+        });
     }
     let key = SigningKey::generate();
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(|e| io_error("create", parent, e))?;
+        fs::create_dir_all(parent).map_err(io_error("create", parent))?;
     }
-    let pem = key.to_pem().map_err(|e| e.to_string())?;
+    let pem = key.to_pem().map_err(|source| StoreError::SigningKey {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .map_err(|e| io_error("create", path, e))?;
+    let mut file = options.open(path).map_err(io_error("create", path))?;
     file.write_all(pem.as_bytes())
         .and_then(|()| file.sync_all())
-        .map_err(|e| io_error("write", path, e))?;
+        .map_err(io_error("write", path))?;
     Ok(key)
 }
 

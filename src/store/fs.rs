@@ -1,7 +1,7 @@
 //! The embedded schematic store: one file per schematic under `<state dir>/schematics/`,
 //! written atomically (temporary file, fsync, rename, fsync of the directory).
 
-use super::{SchematicStore, StoreError, Stored};
+use super::{SchematicStore, StoreError, Stored, io_error};
 use crate::schematic::SchematicId;
 use sha2::{Digest, Sha256};
 use std::fs::{self, File, OpenOptions};
@@ -34,15 +34,6 @@ impl FsSchematicStore {
     fn path_of(&self, id: &SchematicId) -> PathBuf {
         let name = id.to_string();
         self.root.join(&name[..2]).join(format!("{name}.yaml"))
-    }
-}
-
-fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
-    let path = path.to_path_buf();
-    move |source| StoreError::Io {
-        action,
-        path,
-        source,
     }
 }
 

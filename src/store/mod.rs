@@ -9,7 +9,7 @@ pub use fs::FsSchematicStore;
 
 use crate::error::{Classify, ErrorKind};
 use crate::schematic::SchematicId;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Canonical schematic documents, addressed by their ID. There is deliberately no listing.
 pub trait SchematicStore: Send + Sync + std::fmt::Debug {
@@ -38,6 +38,30 @@ pub enum StoreError {
     },
     #[error("stored schematic {id} at {path} does not match its ID (corrupted on disk)")]
     Corrupt { id: SchematicId, path: PathBuf },
+    #[error("asset cache record {path} is malformed: {source}")]
+    MalformedRecord {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("asset cache record {path}: signature does not verify")]
+    BadSignature { path: PathBuf },
+    #[error("asset cache data {path} does not match its signed digest")]
+    DigestMismatch { path: PathBuf },
+    #[error("asset cache signing key {path}: {source}")]
+    SigningKey {
+        path: PathBuf,
+        source: crate::sign::SignError,
+    },
+}
+
+/// Maps an I/O error of `action` on `path` to a [`StoreError`].
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Io {
+        action,
+        path,
+        source,
+    }
 }
 
 impl Classify for StoreError {
