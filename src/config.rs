@@ -6,6 +6,7 @@
 //! `IF_HTTP_EXTERNALURL` names the key `http.externalURL` (prefix dropped, `_` → `.`).
 //! Unknown keys are errors, so a typo never silently falls back to a default.
 
+use crate::version::parse_strict;
 use crate::yaml::node::{Node, NodeKind, read_first_document};
 use crate::yaml::resolve::{Resolved, resolve_plain};
 use serde::{Deserialize, Serialize};
@@ -131,6 +132,37 @@ impl Default for BuildConfig {
             broken_talos_versions: Vec::new(),
             max_concurrency: 6,
         }
+    }
+}
+
+impl ArtifactsConfig {
+    /// `talosVersionRecheckInterval` as a duration.
+    pub fn recheck_interval(&self) -> Result<std::time::Duration, ConfigError> {
+        parse_go_duration(&self.talos_version_recheck_interval).map_err(|error| {
+            ConfigError(format!(
+                "artifacts.talosVersionRecheckInterval: {}",
+                error.0
+            ))
+        })
+    }
+}
+
+impl BuildConfig {
+    /// `minTalosVersion` as a version.
+    pub fn min_version(&self) -> Result<semver::Version, ConfigError> {
+        parse_strict(&self.min_talos_version)
+            .map_err(|error| ConfigError(format!("build.minTalosVersion: {error}")))
+    }
+
+    /// `brokenTalosVersions` as versions.
+    pub fn broken_versions(&self) -> Result<Vec<semver::Version>, ConfigError> {
+        self.broken_talos_versions
+            .iter()
+            .map(|text| {
+                parse_strict(text)
+                    .map_err(|error| ConfigError(format!("build.brokenTalosVersions: {error}")))
+            })
+            .collect()
     }
 }
 
@@ -276,7 +308,13 @@ impl Config {
             merge(&mut tree, overlay, "")
                 .map_err(|problem| ConfigError(format!("{}: {problem}", file.display())))?;
         }
-        serde_json::from_value(tree).map_err(|error| ConfigError(error.to_string()))
+        let config: Config =
+            serde_json::from_value(tree).map_err(|error| ConfigError(error.to_string()))?;
+        // Durations and versions are checked now, so a typo stops the start, not a request.
+        config.artifacts.recheck_interval()?;
+        config.build.min_version()?;
+        config.build.broken_versions()?;
+        Ok(config)
     }
 
     /// The listen address as a socket address; Go's `:8080` means every interface.
@@ -457,6 +495,19 @@ mod tests {
         std::fs::write(&file, "http:\n  listen: x\n").unwrap();
         let error = Config::load(Vec::new(), &[file]).unwrap_err();
         assert!(error.to_string().contains("\"http.listen\""), "{error}");
+    }
+
+    #[test]
+    fn durations_and_versions_are_checked_at_load() {
+        let load = |name: &str, value: &str| {
+            Config::load([(name.to_string(), value.to_string())], &[]).unwrap_err()
+        };
+        let error = load("IF_BUILD_MINTALOSVERSION", "one.two");
+        assert!(error.0.contains("build.minTalosVersion"), "{error}");
+        let error = load("IF_ARTIFACTS_TALOSVERSIONRECHECKINTERVAL", "soon");
+        assert!(error.0.contains("talosVersionRecheckInterval"), "{error}");
+        let loaded = Config::load([], &[]).unwrap();
+        assert_eq!(loaded.build.min_version().unwrap().to_string(), "1.2.0");
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub mod profile;
 pub mod schematic;
 pub mod service;
 pub mod sign;
+pub mod size;
 pub mod source;
 pub mod store;
+pub mod version;
 pub mod yaml;

@@ -2,12 +2,17 @@
 //! top-down:
 //!
 //! - [`layout`]: whole images (disk, ISO, installer) and their output container, which put
-//! - [`boot`] pieces (bootloader choice, GRUB, UKI, META) on
+//! - [`boot`] pieces (bootloader choice, GRUB, PE, UKI, META) on
 //! - [`fs`] writers (cpio, FAT, GPT, ISO 9660 with El Torito, XFS).
 //! - [`initramfs`] stands beside them: the initramfs with extensions, the kernel modules
 //!   extension and its depmod.
+//!
+//! What several of them read is shared: [`elf`] (GRUB's kernels, kernel modules) and
+//! [`bytes`] (little-endian header fields).
 
 pub mod boot;
+pub mod bytes;
+pub mod elf;
 pub mod fs;
 pub mod initramfs;
 pub mod layout;
@@ -33,6 +38,12 @@ pub enum EngineError {
     Compression(String),
     #[error("{what}: {reason}")]
     Io { what: &'static str, reason: String },
+    /// A file the release must carry is not there.
+    #[error("{what}: {file} is missing")]
+    MissingFile { what: &'static str, file: String },
+    /// A file of the release is not what it must be, or what it makes is too big.
+    #[error("{what}: {reason}")]
+    BrokenFile { what: &'static str, reason: String },
     #[error("{0}")]
     InvalidInput(String),
     #[error("{0}")]

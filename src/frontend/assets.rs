@@ -1,7 +1,7 @@
 //! `GET|HEAD /image/:schematic/:version/:path` (build or fetch an asset) and
 //! `GET /pxe/:schematic/:version/:path` (the iPXE script that boots it).
 
-use super::http::{ApiError, plain_text};
+use super::error::{ApiError, plain_text};
 use crate::service::checksums::Checksum;
 use crate::service::delivery::{read_all, read_range};
 use crate::service::{Delivery, Factory};

@@ -1,9 +1,10 @@
 //! The HTTP API router: schematics, health, and the conventions every route shares
 //! (`Server` and `X-Request-ID` headers, CORS, plain-text errors ending in a newline).
 
+use super::error::{ApiError, plain_text};
 use super::{assets, json, registry};
-use crate::error::{Classify, ErrorKind};
-use crate::service::{Factory, ServiceError};
+
+use crate::service::Factory;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
@@ -110,51 +111,6 @@ async fn common_headers(request: Request, next: Next) -> Response {
     headers.insert(header::SERVER, HeaderValue::from_static(SERVER));
     headers.insert(X_REQUEST_ID.clone(), request_id);
     response
-}
-
-/// A plain-text response as Go's `http.Error` writes it.
-pub fn plain_text(status: StatusCode, message: &str) -> Response {
-    let mut body = message.to_string();
-    if !body.ends_with('\n') {
-        body.push('\n');
-    }
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-/// Why a request failed: the service's error, or a response that could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error(transparent)]
-    Service(#[from] ServiceError),
-    /// A header value the response cannot carry (a bug unless it came from the request).
-    #[error("building the response: {0}")]
-    Response(#[from] axum::http::Error),
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let kind = match &self {
-            ApiError::Service(error) => error.kind(),
-            ApiError::Response(_) => ErrorKind::Internal,
-        };
-        let status =
-            StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        match kind {
-            ErrorKind::Internal => {
-                tracing::error!(error = %self, "request failed");
-                plain_text(status, "internal server error")
-            }
-            _ => plain_text(status, &self.to_string()),
-        }
-    }
 }
 
 async fn empty_ok() -> StatusCode {

@@ -2,6 +2,7 @@
 //! route resolves its request with `service::Factory::resolve` and serves the delivery.
 
 mod assets;
+mod error;
 pub mod http;
 mod json;
 mod registry;

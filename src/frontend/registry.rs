@@ -2,7 +2,7 @@
 //! by tag, served from the asset cache; manifests, blobs and (empty) referrers; and the
 //! release's source images under `/v2/siderolabs/…`.
 
-use super::http::{ApiError, plain_text};
+use super::error::{ApiError, plain_text};
 use crate::service::Factory;
 use crate::service::delivery::read_range;
 use crate::service::registry::{OCI_INDEX, RegistryManifest, SourceBlob};
@@ -179,7 +179,7 @@ fn empty_referrers(reference: &str) -> Result<Response, ApiError> {
     let index = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[]}}"#);
     let digest = format!(
         "sha256:{}",
-        crate::source::oci::hex(&<sha2::Sha256 as sha2::Digest>::digest(index.as_bytes()))
+        crate::hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(index.as_bytes()))
     );
     respond(
         Response::builder()

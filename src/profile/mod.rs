@@ -6,14 +6,14 @@
 pub mod cmdline;
 mod platform;
 
+pub use crate::version::TalosVersion;
 pub use platform::{PLATFORMS, Platform, platform};
 
 use crate::schematic::{MetaValue, Schematic};
 use base64::Engine;
-use semver::Version;
 use std::fmt;
 
-pub const MIB: u64 = 1024 * 1024;
+pub use crate::size::MIB;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Arch {
@@ -257,55 +257,6 @@ pub fn parse_path(path: &str) -> Result<PathProfile, ProfileError> {
         out_format,
         image: Some(image),
     })
-}
-
-/// The Talos version an asset is built for, with the quirk thresholds it crosses.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TalosVersion {
-    pub version: Version,
-}
-
-impl TalosVersion {
-    pub fn new(version: Version) -> TalosVersion {
-        TalosVersion { version }
-    }
-
-    /// `v` + semver, as in URLs and image tags.
-    pub fn tag(&self) -> String {
-        format!("v{}", self.version)
-    }
-
-    /// Thresholds compare only major.minor.patch (pre-releases count as the release).
-    pub fn at_least(&self, major: u64, minor: u64, patch: u64) -> bool {
-        let v = &self.version;
-        (v.major, v.minor, v.patch) >= (major, minor, patch)
-    }
-
-    /// Extension squashfs and cpio use zstd from 1.8 (xz before).
-    pub fn uses_zstd(&self) -> bool {
-        self.at_least(1, 8, 0)
-    }
-
-    /// usr-merged paths (`/usr/lib/modules`, `/usr/lib/firmware`) from 1.10.
-    pub fn usr_merged(&self) -> bool {
-        self.at_least(1, 10, 0)
-    }
-
-    pub fn modules_dir(&self) -> &'static str {
-        if self.usr_merged() {
-            "usr/lib/modules"
-        } else {
-            "lib/modules"
-        }
-    }
-
-    pub fn firmware_dir(&self) -> &'static str {
-        if self.usr_merged() {
-            "usr/lib/firmware"
-        } else {
-            "lib/firmware"
-        }
-    }
 }
 
 /// Talos's default kernel arguments, in order, for a version.

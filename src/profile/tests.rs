@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::schematic::MetaValue;
+use semver::Version;
 
 fn version(text: &str) -> TalosVersion {
     TalosVersion::new(Version::parse(text).unwrap())

@@ -63,7 +63,7 @@ impl Factory {
             (Bytes::new(), Bytes::new())
         };
         let grub_efi = if bootloader == Bootloader::Grub {
-            self.grub_efi(plan, grub::PREFIX, grub::COMMON_MODULES.to_vec())
+            self.grub_efi(plan, grub::PREFIX, grub::COMMON_MODULES)
                 .await?
                 .into()
         } else {
@@ -200,8 +200,9 @@ impl Factory {
         let arch = request.path.arch;
         let payload = self.boot_payload(plan).await?;
         let (uki, sd_boot, grub_efi) = if boot == IsoBoot::Grub {
-            let modules = [grub::COMMON_MODULES, grub::ISO_EFI_EXTRA_MODULES].concat();
-            let grub_efi = self.grub_efi(plan, grub::ISO_EFI_PREFIX, modules).await?;
+            let grub_efi = self
+                .grub_efi(plan, grub::ISO_EFI_PREFIX, grub::ISO_EFI_MODULES)
+                .await?;
             (Vec::new(), Vec::new(), grub_efi)
         } else {
             let (uki, sd_boot) = self
@@ -212,8 +213,7 @@ impl Factory {
         let bios = if arch == Arch::Amd64 && boot != IsoBoot::Uefi {
             let (boot_hybrid_img, eltorito_img) = self
                 .grub_bios(plan, "boot_hybrid.img", |files| {
-                    let modules = [grub::BIOS_MODULES, grub::ISO_MODULES].concat();
-                    grub::eltorito_image(files, grub::ISO_PREFIX, &modules, None)
+                    grub::eltorito_image(files, grub::ISO_PREFIX, grub::ISO_BIOS_MODULES, None)
                 })
                 .await?;
             Some(BiosEltorito {

@@ -65,7 +65,7 @@ fn digest_file<D: Digest>(path: &Path) -> std::io::Result<String> {
         position = end;
     }
     feed_zeros(&mut hasher, len - position);
-    Ok(crate::source::oci::hex(&hasher.finalize()))
+    Ok(crate::hex::encode(&hasher.finalize()))
 }
 
 impl Factory {
@@ -113,11 +113,11 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(
             digest_file::<Sha256>(&path).unwrap(),
-            crate::source::oci::hex(&Sha256::digest(&bytes))
+            crate::hex::encode(&Sha256::digest(&bytes))
         );
         assert_eq!(
             digest_file::<Sha512>(&path).unwrap(),
-            crate::source::oci::hex(&Sha512::digest(&bytes))
+            crate::hex::encode(&Sha512::digest(&bytes))
         );
     }
 

@@ -196,7 +196,7 @@ impl Factory {
         &self,
         plan: &Plan,
         prefix: &'static str,
-        modules: Vec<&'static str>,
+        modules: &'static [&'static str],
     ) -> Result<Vec<u8>, ServiceError> {
         let imager = self.imager(plan).await?;
         let efi = grub::EfiArch::from(plan.request.path.arch);
@@ -208,7 +208,7 @@ impl Factory {
                     .file(&format!("{dir}/{name}"))
                     .map(<[u8]>::to_vec)
             };
-            grub::efi_image(efi, &files, prefix, &modules)
+            grub::efi_image(efi, &files, prefix, modules)
         })
         .await??)
     }

@@ -16,16 +16,15 @@ pub mod registry;
 pub use delivery::{Delivery, GrowingAsset};
 pub use plan::Plan;
 
-use crate::config::{Config, parse_go_duration};
+use crate::config::Config;
 use crate::error::{Classify, ErrorKind};
 use crate::schematic::{Schematic, SchematicError, SchematicId};
-use crate::source::catalog::{
-    CatalogConfig, Catalogs, ExtensionInfo, OverlayInfo, parse_strict, tag_of,
-};
+use crate::source::catalog::{CatalogConfig, Catalogs, ExtensionInfo, OverlayInfo};
 use crate::source::layout::OciLayout;
 use crate::source::registry::Registry;
 use crate::source::{Images, Source, SourceError, Verifier};
 use crate::store::{SchematicStore, StoreError, Stored};
+use crate::version::{parse_strict, tag_of};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -89,7 +88,7 @@ pub enum ServiceError {
     Source(#[from] SourceError),
     /// Upstream answers a malformed version with 500, and so do we.
     #[error("{0}")]
-    MalformedVersion(String),
+    MalformedVersion(#[from] crate::version::VersionError),
 }
 
 impl Classify for ServiceError {
@@ -170,26 +169,16 @@ fn is_loopback(registry: &str) -> bool {
 
 fn catalog_config(config: &Config) -> Result<CatalogConfig, String> {
     let core = &config.artifacts.core;
-    let min_version = parse_strict(&config.build.min_talos_version)
-        .map_err(|error| format!("build.minTalosVersion: {error}"))?;
-    let broken = config
-        .build
-        .broken_talos_versions
-        .iter()
-        .map(|text| {
-            parse_strict(text).map_err(|error| format!("build.brokenTalosVersions: {error}"))
-        })
-        .collect::<Result<_, _>>()?;
+    let error = |error: crate::config::ConfigError| error.0;
     Ok(CatalogConfig {
         registry: core.registry.clone(),
         namespace: core.namespace.clone(),
         imager: core.components.imager.clone(),
         extension_manifest: core.components.extension_manifest.clone(),
         overlay_manifest: core.components.overlay_manifest.clone(),
-        min_version,
-        broken,
-        recheck: parse_go_duration(&config.artifacts.talos_version_recheck_interval)
-            .map_err(|error| format!("artifacts.talosVersionRecheckInterval: {}", error.0))?,
+        min_version: config.build.min_version().map_err(error)?,
+        broken: config.build.broken_versions().map_err(error)?,
+        recheck: config.artifacts.recheck_interval().map_err(error)?,
     })
 }
 

@@ -105,13 +105,12 @@ impl Factory {
             .await?
             .ok_or_else(not_found)?;
         let parsed = Schematic::parse(canonical.as_bytes())?;
-        let version = crate::source::catalog::parse_strict(version)
-            .map_err(ServiceError::MalformedVersion)?;
+        let version = TalosVersion::parse(version)?;
         Ok(AssetRequest {
             schematic_id,
             schematic: parsed,
             canonical,
-            version: TalosVersion::new(version),
+            version,
             path: profile::parse_path(path)?,
         })
     }
@@ -306,5 +305,5 @@ fn cache_key(plan: &Plan, external_url: &str) -> String {
         )
         .as_bytes(),
     );
-    crate::source::oci::hex(&hasher.finalize())
+    crate::hex::encode(&hasher.finalize())
 }

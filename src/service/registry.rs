@@ -10,7 +10,6 @@ use crate::error::ErrorKind;
 use crate::profile::Arch;
 use crate::store::cache::CachedAsset;
 use serde_json::json;
-use sha2::{Digest as _, Sha256};
 
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
@@ -60,7 +59,7 @@ impl InstallerName {
 }
 
 fn digest_of(bytes: &[u8]) -> String {
-    format!("sha256:{}", crate::source::oci::hex(&Sha256::digest(bytes)))
+    crate::hex::sha256_digest(bytes)
 }
 
 /// Cache key of a blob or document by digest.

@@ -5,6 +5,7 @@
 
 use super::reference::ImageRef;
 use super::{Images, SourceError};
+use crate::version::{parse_tolerant, tag_of};
 use crate::yaml::node::{Node, NodeKind, read_first_document};
 use semver::Version;
 use serde::Serialize;
@@ -58,44 +59,6 @@ pub struct Catalogs {
     versions: Mutex<Option<(Instant, Arc<Vec<Version>>)>>,
     extensions: Mutex<HashMap<Version, Arc<Vec<ExtensionInfo>>>>,
     overlays: Mutex<HashMap<Version, Arc<Vec<OverlayInfo>>>>,
-}
-
-/// Talos versions as the factory writes them: `v` + semver.
-pub fn tag_of(version: &Version) -> String {
-    format!("v{version}")
-}
-
-/// Parses a tag leniently, as upstream does: leading `v` dropped, `1.5` padded to `1.5.0`,
-/// leading zeros stripped.
-pub fn parse_tolerant(tag: &str) -> Option<Version> {
-    let text = tag.strip_prefix('v').unwrap_or(tag);
-    let split = text.find(['-', '+']).unwrap_or(text.len());
-    let (core, rest) = text.split_at(split);
-    let mut numbers: Vec<String> = Vec::new();
-    for part in core.split('.') {
-        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let trimmed = part.trim_start_matches('0');
-        numbers.push(if trimmed.is_empty() {
-            "0".into()
-        } else {
-            trimmed.into()
-        });
-    }
-    if numbers.len() > 3 {
-        return None;
-    }
-    while numbers.len() < 3 {
-        numbers.push("0".into());
-    }
-    Version::parse(&format!("{}{rest}", numbers.join("."))).ok()
-}
-
-/// A user-supplied version (`v` optional), parsed strictly.
-pub fn parse_strict(text: &str) -> Result<Version, String> {
-    let bare = text.strip_prefix('v').unwrap_or(text);
-    Version::parse(bare).map_err(|error| format!("invalid Talos version {text:?}: {error}"))
 }
 
 /// Which tags are offered: at least the floor, not broken, and pre-releases only of the
@@ -335,15 +298,6 @@ mod tests {
 
     fn v(text: &str) -> Version {
         Version::parse(text).unwrap()
-    }
-
-    #[test]
-    fn tolerant_parsing() {
-        assert_eq!(parse_tolerant("v1.5"), Some(v("1.5.0")));
-        assert_eq!(parse_tolerant("1.05.01"), Some(v("1.5.1")));
-        assert_eq!(parse_tolerant("v1.13.0-beta.0"), Some(v("1.13.0-beta.0")));
-        assert_eq!(parse_tolerant("latest"), None);
-        assert_eq!(parse_tolerant("sha256-abc.sig"), None);
     }
 
     #[test]

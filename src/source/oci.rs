@@ -2,7 +2,6 @@
 //! writes them, with digests that are checked, never trusted.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -28,7 +27,7 @@ pub struct Digest(String);
 
 impl Digest {
     pub fn of(bytes: &[u8]) -> Digest {
-        Digest(format!("sha256:{}", hex(&Sha256::digest(bytes))))
+        Digest(crate::hex::sha256_digest(bytes))
     }
 
     pub fn parse(text: &str) -> Result<Digest, String> {
@@ -54,10 +53,6 @@ impl Digest {
     pub fn matches(&self, bytes: &[u8]) -> bool {
         Digest::of(bytes) == *self
     }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl TryFrom<String> for Digest {

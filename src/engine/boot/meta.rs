@@ -5,7 +5,7 @@ use crate::schematic::MetaValue;
 use sha2::{Digest, Sha256};
 
 /// Size of the META partition.
-pub const PARTITION_SIZE: usize = 1024 * 1024;
+pub const PARTITION_SIZE: usize = crate::size::MIB as usize;
 const BLOCK: usize = 256 * 1024;
 const MAGIC_HEAD: u32 = 0x5A4B_3C2D;
 const MAGIC_TAIL: u32 = 0xA5B4_C3D2;

@@ -1,9 +1,10 @@
 //! What boots an image: the bootloader choice and the pieces each bootloader needs (GRUB
-//! images, UKIs, the META partition). Layouts put
-//! these pieces on file systems; nothing here knows a partition table.
+//! images, UKIs over the PE module, the META partition). Layouts put these pieces on file
+//! systems; nothing here knows a partition table.
 
 pub mod grub;
 pub mod meta;
+pub mod pe;
 pub mod uki;
 
 use crate::profile::{Arch, TalosVersion};

@@ -2,16 +2,14 @@
 //! `.uname`, `.splash`, `.linux`, `.initrd` (and, from Talos 1.10, a `.profile`) sections
 //! appended, laid out as Talos's imager lays them out (no objcopy).
 
+use super::pe::{self, PeError, SectionHeader, coff, optional as pe_optional};
 use crate::engine::{EngineError, SOURCE_DATE_EPOCH};
 use crate::profile::TalosVersion;
 
-const PE_OFFSET: usize = 0x80;
-const COFF_SIZE: usize = 20;
-const SECTION_HEADER_SIZE: usize = 40;
-const PE32_PLUS: u16 = 0x20b;
-const CNT_INITIALIZED_DATA: u32 = 0x40;
+/// Where the assembled image's PE signature goes: right after the stub's MS-DOS header.
+const PE_OFFSET: usize = pe::DOS_STUB_SIZE;
 /// Initialized data, readable: every appended section.
-const APPENDED_CHARACTERISTICS: u32 = 0x4000_0040;
+const APPENDED_CHARACTERISTICS: u32 = pe::SCN_READ | pe::SCN_INITIALIZED_DATA;
 
 /// One section to append.
 #[derive(Debug, Clone)]
@@ -20,36 +18,20 @@ pub struct Section {
     pub data: Vec<u8>,
 }
 
-#[derive(Debug, Clone)]
-struct SectionHeader {
-    name: [u8; 8],
-    virtual_size: u32,
-    virtual_address: u32,
-    raw_size: u32,
-    raw_offset: u32,
-    characteristics: u32,
-}
-
-fn u16_at(bytes: &[u8], at: usize) -> Result<u16, EngineError> {
-    bytes
-        .get(at..at + 2)
-        .map(|b| u16::from_le_bytes([b[0], b[1]]))
-        .ok_or_else(|| EngineError::Pe(format!("systemd-stub truncated at {at:#x}")))
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> Result<u32, EngineError> {
-    bytes
-        .get(at..at + 4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .ok_or_else(|| EngineError::Pe(format!("systemd-stub truncated at {at:#x}")))
-}
-
 fn round_up(value: u64, alignment: u64) -> u64 {
     if alignment == 0 {
         value
     } else {
         value.div_ceil(alignment) * alignment
     }
+}
+
+fn stub_error(error: PeError) -> EngineError {
+    EngineError::Pe(format!("systemd-stub: {error}"))
+}
+
+fn too_large(what: &str) -> EngineError {
+    stub_error(PeError::TooLarge(what.to_string()))
 }
 
 /// A second boot profile: its `.profile` text and the arguments added to the command line.
@@ -129,61 +111,27 @@ pub fn talos_sections(
 
 /// Appends `sections` to `stub`.
 pub fn assemble(stub: &[u8], sections: &[Section]) -> Result<Vec<u8>, EngineError> {
-    if stub.get(0..2) != Some(b"MZ") {
-        return Err(EngineError::Pe(
-            "systemd-stub is not a PE file (no MZ)".into(),
-        ));
-    }
-    let pe = u32_at(stub, 0x3c)? as usize;
-    if stub.get(pe..pe + 4) != Some(b"PE\0\0") {
-        return Err(EngineError::Pe("systemd-stub has no PE signature".into()));
-    }
-    let coff = pe + 4;
-    let stub_sections = u16_at(stub, coff + 2)? as usize;
-    let optional_size = u16_at(stub, coff + 16)? as usize;
-    let optional = coff + COFF_SIZE;
-    if u16_at(stub, optional)? != PE32_PLUS || optional_size < 112 {
-        return Err(EngineError::Pe("systemd-stub is not PE32+".into()));
-    }
-    let section_alignment = u64::from(u32_at(stub, optional + 32)?);
-    let file_alignment = u64::from(u32_at(stub, optional + 36)?);
-    let table = optional + optional_size;
-    let mut headers = Vec::new();
-    for index in 0..stub_sections {
-        let at = table + index * SECTION_HEADER_SIZE;
-        let name: [u8; 8] = stub
-            .get(at..at + 8)
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| EngineError::Pe("systemd-stub section table truncated".into()))?;
-        headers.push(SectionHeader {
-            name,
-            virtual_size: u32_at(stub, at + 8)?,
-            virtual_address: u32_at(stub, at + 12)?,
-            raw_size: u32_at(stub, at + 16)?,
-            raw_offset: u32_at(stub, at + 20)?,
-            characteristics: u32_at(stub, at + 36)?,
-        });
-    }
+    let parsed = pe::Image::parse(stub).map_err(stub_error)?;
+    let section_alignment = parsed.section_alignment().map_err(stub_error)?;
+    let file_alignment = parsed.file_alignment().map_err(stub_error)?;
+    let (coff, optional, optional_size) = (parsed.coff, parsed.optional, parsed.optional_size);
+    let mut headers = parsed.sections.clone();
     let last = headers
         .iter()
         .max_by_key(|header| header.virtual_address)
-        .ok_or_else(|| EngineError::Pe("systemd-stub has no sections".into()))?;
+        .ok_or_else(|| stub_error(PeError::NoSections))?;
     let mut next_va = round_up(
         u64::from(last.virtual_address) + u64::from(last.virtual_size),
         section_alignment,
     );
     let stub_count = headers.len();
     for section in sections {
-        let mut name = [0u8; 8];
-        name[..section.name.len().min(8)]
-            .copy_from_slice(&section.name.as_bytes()[..section.name.len().min(8)]);
         let size = section.data.len() as u64;
         headers.push(SectionHeader {
-            name,
+            name: SectionHeader::name_bytes(section.name),
             virtual_size: u32::try_from(size)
-                .map_err(|_| EngineError::Pe(format!("section {} too large", section.name)))?,
-            virtual_address: u32::try_from(next_va)
-                .map_err(|_| EngineError::Pe("image too large".into()))?,
+                .map_err(|_| too_large(&format!("section {}", section.name)))?,
+            virtual_address: u32::try_from(next_va).map_err(|_| too_large("image"))?,
             raw_size: round_up(size, file_alignment) as u32,
             raw_offset: 0,
             characteristics: APPENDED_CHARACTERISTICS,
@@ -193,26 +141,25 @@ pub fn assemble(stub: &[u8], sections: &[Section]) -> Result<Vec<u8>, EngineErro
     let total = headers.len();
     // The imager leaves the 4-byte signature out of this sum; the table still fits.
     let size_of_headers = round_up(
-        (PE_OFFSET + COFF_SIZE + optional_size + SECTION_HEADER_SIZE * total) as u64,
+        (PE_OFFSET + pe::COFF_HEADER_SIZE + optional_size + pe::SECTION_HEADER_SIZE * total) as u64,
         file_alignment,
     );
     let mut offset = size_of_headers;
     for header in &mut headers {
-        header.raw_offset =
-            u32::try_from(offset).map_err(|_| EngineError::Pe("image too large".into()))?;
+        header.raw_offset = u32::try_from(offset).map_err(|_| too_large("image"))?;
         offset += u64::from(header.raw_size);
     }
     let last = headers
         .iter()
         .max_by_key(|header| header.virtual_address)
-        .ok_or_else(|| EngineError::Pe("no sections".into()))?;
+        .ok_or_else(|| stub_error(PeError::NoSections))?;
     let size_of_image = round_up(
         u64::from(last.virtual_address) + u64::from(last.virtual_size),
         section_alignment,
     );
     let (mut size_of_code, mut size_of_data) = (0u32, 0u32);
     for header in &headers {
-        if header.characteristics & CNT_INITIALIZED_DATA != 0 {
+        if header.characteristics & pe::SCN_INITIALIZED_DATA != 0 {
             size_of_data = size_of_data.wrapping_add(header.raw_size);
         } else {
             size_of_code = size_of_code.wrapping_add(header.raw_size);
@@ -220,59 +167,50 @@ pub fn assemble(stub: &[u8], sections: &[Section]) -> Result<Vec<u8>, EngineErro
     }
 
     let mut out = vec![0u8; offset as usize];
-    out[..0x40].copy_from_slice(&stub[..0x40]);
-    out[0x3c..0x40].copy_from_slice(&(PE_OFFSET as u32).to_le_bytes());
-    out[PE_OFFSET..PE_OFFSET + 4].copy_from_slice(b"PE\0\0");
+    out[..pe::DOS_HEADER_SIZE].copy_from_slice(&stub[..pe::DOS_HEADER_SIZE]);
+    pe::put_u32(&mut out, pe::LFANEW, PE_OFFSET as u32);
+    out[PE_OFFSET..PE_OFFSET + 4].copy_from_slice(pe::SIGNATURE);
     let new_coff = PE_OFFSET + 4;
-    out[new_coff..new_coff + COFF_SIZE].copy_from_slice(&stub[coff..coff + COFF_SIZE]);
-    out[new_coff + 2..new_coff + 4].copy_from_slice(&(total as u16).to_le_bytes());
-    out[new_coff + 4..new_coff + 8].copy_from_slice(&SOURCE_DATE_EPOCH.to_le_bytes());
+    out[new_coff..new_coff + pe::COFF_HEADER_SIZE]
+        .copy_from_slice(&stub[coff..coff + pe::COFF_HEADER_SIZE]);
+    pe::put_u16(&mut out, new_coff + coff::NUMBER_OF_SECTIONS, total as u16);
+    pe::put_u32(
+        &mut out,
+        new_coff + coff::TIME_DATE_STAMP,
+        SOURCE_DATE_EPOCH,
+    );
     // A stub's COFF symbol table (distribution builds keep one) lies past its sections and
     // is not carried over, so the header must not point at it.
-    out[new_coff + 8..new_coff + 16].fill(0);
-    let new_optional = new_coff + COFF_SIZE;
+    let symbols = new_coff + coff::POINTER_TO_SYMBOL_TABLE;
+    out[symbols..symbols + 8].fill(0);
+    let new_optional = new_coff + pe::COFF_HEADER_SIZE;
     out[new_optional..new_optional + optional_size]
         .copy_from_slice(&stub[optional..optional + optional_size]);
-    let put = |out: &mut Vec<u8>, at: usize, value: u32| {
-        out[new_optional + at..new_optional + at + 4].copy_from_slice(&value.to_le_bytes())
-    };
-    out[new_optional + 2] = 0;
-    out[new_optional + 3] = 0;
-    put(&mut out, 4, size_of_code);
-    put(&mut out, 8, size_of_data);
-    put(&mut out, 56, size_of_image as u32);
-    put(&mut out, 60, size_of_headers as u32);
-    put(&mut out, 64, 0);
+    let linker_version = new_optional + pe_optional::LINKER_VERSION;
+    out[linker_version..linker_version + 2].fill(0);
+    for (field, value) in [
+        (pe_optional::SIZE_OF_CODE, size_of_code),
+        (pe_optional::SIZE_OF_INITIALIZED_DATA, size_of_data),
+        (pe_optional::SIZE_OF_IMAGE, size_of_image as u32),
+        (pe_optional::SIZE_OF_HEADERS, size_of_headers as u32),
+        (pe_optional::CHECKSUM, 0),
+    ] {
+        pe::put_u32(&mut out, new_optional + field, value);
+    }
     let new_table = new_optional + optional_size;
     for (index, header) in headers.iter().enumerate() {
-        let at = new_table + index * SECTION_HEADER_SIZE;
-        out[at..at + 8].copy_from_slice(&header.name);
-        out[at + 8..at + 12].copy_from_slice(&header.virtual_size.to_le_bytes());
-        out[at + 12..at + 16].copy_from_slice(&header.virtual_address.to_le_bytes());
-        out[at + 16..at + 20].copy_from_slice(&header.raw_size.to_le_bytes());
-        out[at + 20..at + 24].copy_from_slice(&header.raw_offset.to_le_bytes());
-        out[at + 36..at + 40].copy_from_slice(&header.characteristics.to_le_bytes());
+        header.write(&mut out, new_table + index * pe::SECTION_HEADER_SIZE);
     }
     for (index, header) in headers.iter().enumerate() {
         let start = header.raw_offset as usize;
         let data: &[u8] = if index < stub_count {
-            let from = headers_raw_offset(stub, table, index)?;
-            stub.get(from..from + header.raw_size as usize)
-                .ok_or_else(|| {
-                    EngineError::Pe(format!(
-                        "systemd-stub section {index} lies past the end of the file"
-                    ))
-                })?
+            parsed.section_data(index).map_err(stub_error)?
         } else {
             &sections[index - stub_count].data
         };
         out[start..start + data.len()].copy_from_slice(data);
     }
     Ok(out)
-}
-
-fn headers_raw_offset(stub: &[u8], table: usize, index: usize) -> Result<usize, EngineError> {
-    Ok(u32_at(stub, table + index * SECTION_HEADER_SIZE + 20)? as usize)
 }
 
 /// The kernel release of an x86 bzImage (`HdrS` header), cut at the first space.

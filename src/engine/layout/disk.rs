@@ -7,8 +7,9 @@ use crate::engine::fs::fat::{self, FatFile, FatOptions};
 use crate::engine::fs::gpt;
 use crate::engine::fs::xfs::{self, XfsDir, XfsFile, XfsOptions};
 use crate::format::SparseImage;
-use crate::profile::{Arch, MIB, TalosVersion};
+use crate::profile::{Arch, TalosVersion};
 use crate::schematic::MetaValue;
+use crate::size::MIB;
 use bytes::Bytes;
 
 /// Size of the XFS BOOT partition, which also drives the disk size adjustment.

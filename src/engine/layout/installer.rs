@@ -8,7 +8,6 @@ use crate::format::{self, Compression, SparseImage, WriteSink};
 use crate::profile::{Arch, TalosVersion};
 use bytes::Bytes;
 use serde_json::json;
-use sha2::{Digest as _, Sha256};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -63,7 +62,7 @@ pub fn artifacts(
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", crate::source::oci::hex(&Sha256::digest(bytes)))
+    crate::hex::sha256_digest(bytes)
 }
 
 fn rfc3339(seconds: i64) -> String {

@@ -245,7 +245,7 @@ pub(super) fn inode_records(chunks: &[ChunkRecord]) -> (Vec<u8>, Vec<u8>, usize)
 mod tests {
     use super::*;
 
-    const MIB: u64 = 1024 * 1024;
+    use crate::size::MIB;
 
     fn read32(buf: &[u8], at: usize) -> u32 {
         u32::from_be_bytes(buf[at..at + 4].try_into().unwrap())

@@ -3,6 +3,7 @@
 //! them for a single disk so that `xfs_repair` finds the root inode where it expects it.
 
 use crate::engine::EngineError;
+use crate::size::MIB;
 
 pub(super) const BLOCK: u64 = 4096;
 pub(super) const BLOCK_LOG: u8 = 12;
@@ -21,13 +22,13 @@ pub(super) const AGFL_FILL: u32 = 4;
 pub(super) const NULL32: u32 = u32::MAX;
 
 /// mkfs.xfs refuses anything smaller since xfsprogs 5.19.
-pub(super) const MIN_SIZE: u64 = 300 * 1024 * 1024;
+pub(super) const MIN_SIZE: u64 = 300 * MIB;
 /// Above this mkfs stops using four groups and the inode space percentage changes; a boot
 /// partition never comes close.
 pub(super) const MAX_SIZE: u64 = 1 << 40;
-const MIN_AG_BLOCKS: u64 = (16 * 1024 * 1024) / BLOCK;
+const MIN_AG_BLOCKS: u64 = (16 * MIB) / BLOCK;
 /// mkfs's floor for the log (64 MiB) and its 1:2048 ratio above that.
-const MIN_REALISTIC_LOG_BLOCKS: u64 = (64 * 1024 * 1024) / BLOCK;
+const MIN_REALISTIC_LOG_BLOCKS: u64 = (64 * MIB) / BLOCK;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Geometry {
@@ -176,8 +177,6 @@ impl Geometry {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const MIB: u64 = 1024 * 1024;
 
     /// `(size, agcount, agsize, dblocks, logblocks)` as `mkfs.xfs -N` (xfsprogs 6.1) prints
     /// them with crc=1,finobt=1,reflink=0,rmapbt=0.

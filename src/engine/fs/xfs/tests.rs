@@ -4,7 +4,7 @@
 
 use super::*;
 
-const MIB: u64 = 1024 * 1024;
+use crate::size::MIB;
 
 fn options() -> XfsOptions {
     XfsOptions {

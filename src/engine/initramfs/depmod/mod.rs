@@ -6,7 +6,7 @@
 //! directory were listed in name order. Unlike depmod, it refuses a module that is not a
 //! readable ELF file (depmod warns and lists it without dependencies) and compressed modules.
 
-mod elf;
+mod facts;
 mod index;
 
 use crate::error::{Classify, ErrorKind};
@@ -24,7 +24,10 @@ pub enum DepmodError {
     #[error("kernel release {0:?} does not start with <major>.<minor>")]
     BadRelease(String),
     #[error("{path}: not a valid kernel module: {reason}")]
-    InvalidModule { path: String, reason: String },
+    InvalidModule {
+        path: String,
+        reason: crate::engine::elf::ElfError,
+    },
     #[error("{path}: compressed kernel modules are not supported")]
     CompressedModule { path: String },
     #[error("kernel modules depend on each other in a cycle: {}", .0.join(" -> "))]
@@ -98,7 +101,7 @@ struct Module<'a> {
     /// Path relative to `lib/modules/<release>/`.
     path: &'a str,
     name: String,
-    facts: elf::ModuleFacts<'a>,
+    facts: facts::ModuleFacts<'a>,
 }
 
 /// Finds the modules, keeps one per name, and sorts them in depmod's order: `modules.order`
@@ -161,7 +164,7 @@ fn load_modules<'a>(
         .map(|name| {
             let path = winners[name];
             let data = &tree[path];
-            let facts = elf::read_module(data).map_err(|reason| DepmodError::InvalidModule {
+            let facts = facts::read_module(data).map_err(|reason| DepmodError::InvalidModule {
                 path: path.to_string(),
                 reason,
             })?;

@@ -2,8 +2,11 @@
 //! `grub-mkimage` 2.06 on objects of the same shape (assets-tests/tests/grub_efi.rs compares
 //! the real kernels and modules byte for byte).
 
+use super::link::*;
 use super::*;
 use crate::engine::boot::grub::{MODULE_MAGIC, OBJ_TYPE_ELF, OBJ_TYPE_PREFIX};
+use crate::engine::bytes::{le_u16, le_u32, le_u64};
+use crate::engine::elf::{SHF_ALLOC, SHF_EXECINSTR, SHT_NOBITS, SHT_RELA, SHT_SYMTAB};
 
 const AX: u64 = SHF_ALLOC | SHF_EXECINSTR;
 const WA: u64 = SHF_ALLOC | 1;
@@ -235,11 +238,11 @@ fn files_with(kernel: Vec<u8>) -> impl Fn(&str) -> Option<Vec<u8>> {
 }
 
 fn u16_at(bytes: &[u8], at: usize) -> u16 {
-    super::super::le_u16(bytes, at).unwrap()
+    le_u16(bytes, at).unwrap()
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
-    super::super::le_u32(bytes, at).unwrap()
+    le_u32(bytes, at).unwrap()
 }
 
 fn u64_at(bytes: &[u8], at: usize) -> u64 {

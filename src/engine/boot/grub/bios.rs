@@ -1,90 +1,21 @@
-//! GRUB for legacy BIOS without GRUB's tools: the i386-pc `core.img` that `grub-mkimage`
-//! would make, the `boot.img`/`core.img` patches that point them at the BIOS boot partition,
-//! and the `grub.cfg` of imager.md §5.4.
+//! GRUB for legacy BIOS: the i386-pc `core.img` that `grub-mkimage` would make, its El Torito
+//! variant for CDs, and the `boot.img`/`core.img` patches that point them at the BIOS boot
+//! partition.
 //!
 //! `core.img` is `diskboot.img` (one sector that loads the rest), then `lzma_decompress.img`
 //! (real-mode start-up plus an LZMA decoder), then the LZMA-compressed payload: the loaded
 //! image of `kernel.img` followed by a module area (modules in dependency order, then the
 //! prefix).
-//!
-//! The EFI image (`BOOTX64.efi`/`BOOTAA64.efi`) is built by [`efi_image`], in `grub/efi.rs`.
 
-mod efi;
-
-pub use efi::{EfiArch, efi_image};
-
+use super::modules::{load_modules, module_area};
+use super::{check_prefix, invalid_in, missing_in, size_u32, too_big};
 use crate::engine::EngineError;
+use crate::engine::bytes::{le_u16, le_u32, put_u16, put_u32, put_u64};
+use crate::engine::elf::{Class, Elf, Expected, SHT_NOBITS, SHT_PROGBITS, Section};
 use liblzma::stream::{Action, Filters, LzmaOptions, PRESET_EXTREME, Status, Stream};
-use std::collections::HashMap;
-use std::fmt::Write as _;
-
-/// Modules of imager.md §5.4 that every GRUB image carries.
-pub const COMMON_MODULES: &[&str] = &[
-    "part_gpt",
-    "ext2",
-    "fat",
-    "xfs",
-    "normal",
-    "configfile",
-    "linux",
-    "boot",
-    "search",
-    "search_fs_uuid",
-    "search_fs_file",
-    "ls",
-    "cat",
-    "echo",
-    "test",
-    "help",
-    "reboot",
-    "halt",
-    "all_video",
-];
-
-/// The i386-pc module list: [`COMMON_MODULES`] then `biosdisk part_msdos`.
-pub const BIOS_MODULES: &[&str] = &[
-    "part_gpt",
-    "ext2",
-    "fat",
-    "xfs",
-    "normal",
-    "configfile",
-    "linux",
-    "boot",
-    "search",
-    "search_fs_uuid",
-    "search_fs_file",
-    "ls",
-    "cat",
-    "echo",
-    "test",
-    "help",
-    "reboot",
-    "halt",
-    "all_video",
-    "biosdisk",
-    "part_msdos",
-];
-
-/// What GRUB images on an ISO need beyond the disk lists ([`BIOS_MODULES`] for the El
-/// Torito image): every module its `grub.cfg` needs is linked in, so the ISO carries no
-/// module directory.
-pub const ISO_MODULES: &[&str] = &["iso9660"];
-
-/// On an ISO, GRUB's root is the boot CD (or the disk it was written to).
-pub const ISO_PREFIX: &str = "/boot/grub";
-
-/// GRUB's EFI application on an ISO's ESP: `()` is the drive it was loaded from, without the
-/// ESP's partition, which holds the ISO 9660 file system.
-pub const ISO_EFI_PREFIX: &str = "()/boot/grub";
-/// Modules the EFI application needs on an ISO beyond [`COMMON_MODULES`].
-pub const ISO_EFI_EXTRA_MODULES: &[&str] = &["iso9660", "part_msdos"];
-
-/// BOOT is always partition 3 of the disk GRUB was loaded from.
-pub const PREFIX: &str = "(hd0,gpt3)/grub";
 
 /// The BIOS boot partition is 1 MiB; `core.img` has to fit in it.
-pub const BIOS_PARTITION_SIZE: usize = 1024 * 1024;
+pub const BIOS_PARTITION_SIZE: usize = crate::size::MIB as usize;
 
 /// `kernel.img` is linked to run at this address; its sections are laid out relative to it.
 pub const KERNEL_LINK_ADDR: u32 = 0x9000;
@@ -115,13 +46,6 @@ pub const BOOT_DRIVE_CHECK: usize = 0x66;
 /// Boot code ends where the MBR partition table starts.
 pub const MBR_BOOT_CODE_SIZE: usize = 446;
 
-/// `grub_module_info32` magic ("mimg" little-endian).
-pub const MODULE_MAGIC: u32 = 0x676D_696D;
-/// Module header types of the module area.
-pub const OBJ_TYPE_ELF: u32 = 0;
-pub const OBJ_TYPE_CONFIG: u32 = 2;
-pub const OBJ_TYPE_PREFIX: u32 = 3;
-
 const SECTOR: usize = 512;
 
 /// The decoder in `lzma_decompress.img` is built with fixed properties lc=3, lp=0, pb=2 and
@@ -135,22 +59,6 @@ const LZMA_PB: u32 = 2;
 const LZMA_DICT_SIZE: u32 = 1 << 20;
 
 const BIOS_FILES: &str = "GRUB i386-pc files";
-/// `moddep.lst` problems are the same whatever the platform.
-const MODULE_FILES: &str = "GRUB modules";
-
-fn missing_in(files: &'static str, what: &str) -> EngineError {
-    EngineError::Io {
-        what: files,
-        reason: format!("{what} is missing"),
-    }
-}
-
-fn invalid_in(files: &'static str, reason: String) -> EngineError {
-    EngineError::Io {
-        what: files,
-        reason,
-    }
-}
 
 fn missing(what: &str) -> EngineError {
     missing_in(BIOS_FILES, what)
@@ -158,39 +66,6 @@ fn missing(what: &str) -> EngineError {
 
 fn invalid_file(reason: String) -> EngineError {
     invalid_in(BIOS_FILES, reason)
-}
-
-fn too_big(reason: String) -> EngineError {
-    EngineError::Io {
-        what: "GRUB core.img",
-        reason,
-    }
-}
-
-fn le_u16(bytes: &[u8], at: usize) -> Option<u16> {
-    let b = bytes.get(at..at.checked_add(2)?)?;
-    Some(u16::from_le_bytes([b[0], b[1]]))
-}
-
-fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    let b = bytes.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-fn put_u16(bytes: &mut [u8], at: usize, value: u16) {
-    bytes[at..at + 2].copy_from_slice(&value.to_le_bytes());
-}
-
-fn put_u32(bytes: &mut [u8], at: usize, value: u32) {
-    bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
-}
-
-fn put_u64(bytes: &mut [u8], at: usize, value: u64) {
-    bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
-}
-
-fn size_u32(value: usize, what: &str) -> Result<u32, EngineError> {
-    u32::try_from(value).map_err(|_| too_big(format!("{what} of {value} bytes")))
 }
 
 /// `kernel.img` as loaded: its PROGBITS sections copied to their link addresses, BSS left
@@ -201,64 +76,20 @@ struct LoadedKernel {
     bss_size: usize,
 }
 
-const SHT_PROGBITS: u32 = 1;
-const SHT_NOBITS: u32 = 8;
-const SHF_ALLOC: u32 = 2;
-const SHF_EXECINSTR: u32 = 4;
-
-#[derive(Debug, Clone, Copy)]
-struct SectionHeader {
-    kind: u32,
-    flags: u32,
-    addr: u32,
-    offset: u32,
-    size: u32,
-}
-
-fn load_kernel(elf: &[u8]) -> Result<LoadedKernel, EngineError> {
+fn load_kernel(data: &[u8]) -> Result<LoadedKernel, EngineError> {
     let bad = |reason: &str| invalid_file(format!("kernel.img: {reason}"));
     // ELF32, little-endian, current version: what GRUB's i386-pc build always produces.
-    if elf.get(0..4) != Some(b"\x7fELF".as_slice())
-        || elf.get(4) != Some(&1)
-        || elf.get(5) != Some(&1)
-        || elf.get(6) != Some(&1)
-        || le_u32(elf, 0x14) != Some(1)
-    {
-        return Err(bad("not a little-endian ELF32 file"));
-    }
-    let truncated = || bad("truncated section table");
-    let shoff = le_u32(elf, 0x20).ok_or_else(truncated)? as usize;
-    let shentsize = usize::from(le_u16(elf, 0x2E).ok_or_else(truncated)?);
-    let shnum = usize::from(le_u16(elf, 0x30).ok_or_else(truncated)?);
-    if shentsize < 40 {
-        return Err(bad("section headers are too small"));
-    }
-    let mut sections = Vec::with_capacity(shnum);
-    for index in 0..shnum {
-        let at = index
-            .checked_mul(shentsize)
-            .and_then(|o| o.checked_add(shoff))
-            .ok_or_else(truncated)?;
-        let field = |offset: usize| le_u32(elf, at + offset).ok_or_else(truncated);
-        sections.push(SectionHeader {
-            kind: field(4)?,
-            flags: field(8)?,
-            addr: field(12)?,
-            offset: field(16)?,
-            size: field(20)?,
-        });
-    }
-
-    let is_text = |s: &SectionHeader| {
-        s.kind == SHT_PROGBITS && s.flags & (SHF_ALLOC | SHF_EXECINSTR) == SHF_ALLOC | SHF_EXECINSTR
+    let expected = Expected {
+        class: Some(Class::Elf32),
+        machine: None,
     };
-    let is_data = |s: &SectionHeader| {
-        s.kind == SHT_PROGBITS && s.flags & (SHF_ALLOC | SHF_EXECINSTR) == SHF_ALLOC
-    };
-    let relative = |s: &SectionHeader| {
+    let elf = Elf::parse(data, expected).map_err(|error| bad(&error.to_string()))?;
+    let is_text = |s: &Section| s.kind == SHT_PROGBITS && s.is_code();
+    let is_data = |s: &Section| s.kind == SHT_PROGBITS && s.is_loaded_data();
+    let relative = |s: &Section| {
         s.addr
-            .checked_sub(KERNEL_LINK_ADDR)
-            .map(|a| a as usize)
+            .checked_sub(u64::from(KERNEL_LINK_ADDR))
+            .and_then(|at| usize::try_from(at).ok())
             .ok_or_else(|| {
                 bad(&format!(
                     "section at {:#x} is below the link address",
@@ -266,14 +97,15 @@ fn load_kernel(elf: &[u8]) -> Result<LoadedKernel, EngineError> {
                 ))
             })
     };
+    let size = |s: &Section| usize::try_from(s.size).map_err(|_| bad("section too large"));
 
     // Text first, then data, each at its link address; the image ends where the last one
     // placed ends (grub-mkimage's layout for a kernel that is not relocated).
     let mut placed = Vec::new();
     let mut end = 0usize;
     let mut first_text = true;
-    for section in sections.iter().filter(|s| is_text(s)) {
-        if first_text && section.addr != KERNEL_LINK_ADDR {
+    for section in elf.sections.iter().filter(|s| is_text(s)) {
+        if first_text && section.addr != u64::from(KERNEL_LINK_ADDR) {
             return Err(bad(&format!(
                 "code starts at {:#x}, not at {KERNEL_LINK_ADDR:#x}",
                 section.addr
@@ -281,15 +113,15 @@ fn load_kernel(elf: &[u8]) -> Result<LoadedKernel, EngineError> {
         }
         first_text = false;
         let at = relative(section)?;
-        end = at + section.size as usize;
+        end = at.saturating_add(size(section)?);
         placed.push((at, *section));
     }
     if first_text {
         return Err(bad("no code section"));
     }
-    for section in sections.iter().filter(|s| is_data(s)) {
+    for section in elf.sections.iter().filter(|s| is_data(s)) {
         let at = relative(section)?;
-        end = at + section.size as usize;
+        end = at.saturating_add(size(section)?);
         placed.push((at, *section));
     }
     // Checked before allocating: nothing larger could run below 0x68000 anyway.
@@ -297,16 +129,15 @@ fn load_kernel(elf: &[u8]) -> Result<LoadedKernel, EngineError> {
         return Err(too_big(format!("kernel image is too big ({end:#x} bytes)")));
     }
     let mut bss_end = end;
-    for section in sections.iter().filter(|s| s.kind == SHT_NOBITS) {
-        bss_end = relative(section)? + section.size as usize;
+    for section in elf.sections.iter().filter(|s| s.kind == SHT_NOBITS) {
+        bss_end = relative(section)?.saturating_add(size(section)?);
     }
 
     let mut image = vec![0u8; end];
     for (at, section) in placed {
-        let from = section.offset as usize;
         let bytes = elf
-            .get(from..from + section.size as usize)
-            .ok_or_else(|| bad("section data past the end of the file"))?;
+            .contents(&section)
+            .map_err(|_| bad("section data past the end of the file"))?;
         image
             .get_mut(at..at + bytes.len())
             .ok_or_else(|| bad("sections out of order"))?
@@ -316,121 +147,6 @@ fn load_kernel(elf: &[u8]) -> Result<LoadedKernel, EngineError> {
         image,
         bss_size: bss_end.saturating_sub(end),
     })
-}
-
-/// `moddep.lst`: `name: dep dep …` per line.
-fn parse_moddep(text: &str) -> Result<HashMap<&str, Vec<&str>>, EngineError> {
-    let mut deps = HashMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let (name, list) = line.split_once(':').ok_or_else(|| {
-            invalid_in(MODULE_FILES, format!("moddep.lst: invalid line {line:?}"))
-        })?;
-        // A later line for the same module wins, as in grub-mkimage.
-        deps.insert(name, list.split_whitespace().collect());
-    }
-    Ok(deps)
-}
-
-fn module_name(name: &str) -> Result<&str, EngineError> {
-    let base = name.strip_suffix(".mod").unwrap_or(name);
-    if base.is_empty() || base.contains(['/', '\0']) || base.chars().any(char::is_whitespace) {
-        return Err(EngineError::InvalidInput(format!(
-            "invalid GRUB module name {name:?}"
-        )));
-    }
-    Ok(base)
-}
-
-/// Modules in the order grub-mkimage embeds them: depth first, each module after its
-/// dependencies, a module's dependencies taken from the last one listed to the first.
-pub fn resolve_modules(moddep: &str, modules: &[&str]) -> Result<Vec<String>, EngineError> {
-    fn add<'a>(
-        deps: &HashMap<&'a str, Vec<&'a str>>,
-        name: &'a str,
-        order: &mut Vec<String>,
-        visiting: &mut Vec<&'a str>,
-    ) -> Result<(), EngineError> {
-        let name = module_name(name)?;
-        if order.iter().any(|done| done == name) {
-            return Ok(());
-        }
-        if visiting.contains(&name) {
-            return Err(invalid_in(
-                MODULE_FILES,
-                format!(
-                    "moddep.lst: dependency cycle through {}",
-                    visiting.join(" → ")
-                ),
-            ));
-        }
-        visiting.push(name);
-        if let Some(list) = deps.get(name) {
-            for dep in list.iter().rev() {
-                add(deps, dep, order, visiting)?;
-            }
-        }
-        visiting.pop();
-        order.push(name.to_string());
-        Ok(())
-    }
-    let deps = parse_moddep(moddep)?;
-    let mut order = Vec::new();
-    for module in modules {
-        add(&deps, module, &mut order, &mut Vec::new())?;
-    }
-    Ok(order)
-}
-
-/// The module area grub-mkimage appends to the loaded kernel: `grub_module_info32`
-/// (`{magic, offset, size}`, 12 bytes) or, for 64-bit targets, `grub_module_info64`
-/// (`{magic, padding, offset: u64, size: u64}`, 24 bytes), then each module and the prefix
-/// (NUL-terminated) behind an 8-byte `{type, size}` header, each padded to `word` bytes (the
-/// target's pointer size). `size` counts the whole area, headers included.
-fn module_area(
-    modules: &[(String, Vec<u8>)],
-    config: Option<&str>,
-    prefix: &str,
-    word: usize,
-) -> Result<Vec<u8>, EngineError> {
-    let align = |value: usize| value.div_ceil(word) * word;
-    let info_size = if word == 8 { 24 } else { 12 };
-    let prefix_size = align(prefix.len() + 1);
-    let config_size = config.map_or(0, |config| align(config.len() + 1) + 8);
-    let total_module_size = info_size
-        + modules
-            .iter()
-            .map(|(_, bytes)| align(bytes.len()) + 8)
-            .sum::<usize>()
-        + config_size
-        + prefix_size
-        + 8;
-    let mut out = Vec::with_capacity(total_module_size);
-    out.extend_from_slice(&MODULE_MAGIC.to_le_bytes());
-    if word == 8 {
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&(info_size as u64).to_le_bytes());
-        out.extend_from_slice(&(total_module_size as u64).to_le_bytes());
-    } else {
-        out.extend_from_slice(&(info_size as u32).to_le_bytes());
-        out.extend_from_slice(&size_u32(total_module_size, "module area")?.to_le_bytes());
-    }
-    let mut entry = |kind: u32, bytes: &[u8], padded: usize| -> Result<(), EngineError> {
-        out.extend_from_slice(&kind.to_le_bytes());
-        out.extend_from_slice(&size_u32(padded + 8, "module")?.to_le_bytes());
-        out.extend_from_slice(bytes);
-        out.resize(out.len() + padded - bytes.len(), 0);
-        Ok(())
-    };
-    for (_, bytes) in modules {
-        entry(OBJ_TYPE_ELF, bytes, align(bytes.len()))?;
-    }
-    if let Some(config) = config {
-        // NUL-terminated, like the prefix.
-        entry(OBJ_TYPE_CONFIG, config.as_bytes(), align(config.len() + 1))?;
-    }
-    entry(OBJ_TYPE_PREFIX, prefix.as_bytes(), prefix_size)?;
-    debug_assert_eq!(out.len(), total_module_size);
-    Ok(out)
 }
 
 /// The uncompressed i386-pc payload: the loaded kernel, then the module area.
@@ -445,37 +161,6 @@ fn payload(
     out.extend_from_slice(kernel);
     out.extend_from_slice(&area);
     Ok(out)
-}
-
-/// `modules` and their dependencies from `files` (a platform directory), in embedding order.
-/// `platform_files` names the directory in errors.
-fn load_modules(
-    files: &dyn Fn(&str) -> Option<Vec<u8>>,
-    modules: &[&str],
-    platform_files: &'static str,
-) -> Result<Vec<(String, Vec<u8>)>, EngineError> {
-    let moddep = files("moddep.lst").ok_or_else(|| missing_in(platform_files, "moddep.lst"))?;
-    let moddep = std::str::from_utf8(&moddep)
-        .map_err(|_| invalid_in(platform_files, "moddep.lst is not UTF-8".into()))?;
-    let order = resolve_modules(moddep, modules)?;
-    let mut loaded = Vec::with_capacity(order.len());
-    for name in order {
-        let file = format!("{name}.mod");
-        let bytes = files(&file)
-            .ok_or_else(|| missing_in(platform_files, &format!("GRUB module {name} ({file})")))?;
-        loaded.push((name, bytes));
-    }
-    Ok(loaded)
-}
-
-/// A NUL would end the prefix early at run time.
-fn check_prefix(prefix: &str) -> Result<(), EngineError> {
-    if prefix.contains('\0') {
-        return Err(EngineError::InvalidInput(
-            "GRUB prefix contains a NUL byte".into(),
-        ));
-    }
-    Ok(())
 }
 
 fn lzma_error(error: liblzma::stream::Error) -> EngineError {
@@ -724,127 +409,11 @@ pub fn install_bios(
     Ok((boot, core))
 }
 
-/// `Q()` of imager.md §5.4: GRUB's special characters behind a backslash.
-pub fn quote(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(
-            c,
-            '\\' | '{' | '}' | '&' | '$' | '|' | ';' | '<' | '>' | '"'
-        ) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// `/boot/grub/grub.cfg` of an ISO (imager.md §6.2); `reset_entry` adds the entry that wipes
-/// the system disk (Talos 1.4 and later).
-pub fn iso_grub_cfg(cmdline: &str, reset_entry: bool) -> String {
-    let cmdline = quote(cmdline);
-    let mut out = String::from(
-        "set default=0\nset timeout=3\n\ninsmod all_video\n\nterminal_input console\nterminal_output console\n",
-    );
-    let mut entry = |title: &str, extra: &str| {
-        // Writing to a String cannot fail.
-        let _ = write!(
-            out,
-            "\nmenuentry \"{title}\" {{\n\tset gfxmode=auto\n\tset gfxpayload=text\n\tlinux /boot/vmlinuz {cmdline}{extra}\n\tinitrd /boot/initramfs.xz\n}}\n"
-        );
-    };
-    entry("Talos ISO", "");
-    if reset_entry {
-        entry(
-            "Reset Talos installation",
-            " talos.experimental.wipe=system",
-        );
-    }
-    out
-}
-
-/// `/grub/grub.cfg` of imager.md §5.4: `version` like "v1.12.0", `cmdline` the kernel command
-/// line, `reset_entry` whether to add the reset menu entry.
-pub fn grub_cfg(version: &str, cmdline: &str, reset_entry: bool) -> String {
-    let name = format!("A - Talos {version}");
-    let cmdline = quote(cmdline);
-    let mut out = String::new();
-    let entry = |out: &mut String, title: &str, extra: &str| {
-        // Writing to a String cannot fail.
-        let _ = write!(
-            out,
-            "menuentry \"{title}\" {{\n  set gfxmode=auto\n  set gfxpayload=text\n  linux /A/vmlinuz {cmdline}{extra}\n  initrd /A/initramfs.xz\n}}\n"
-        );
-    };
-    let _ = write!(
-        out,
-        "set default=\"{name}\"\n\nset timeout=3\n\ninsmod all_video\n\nterminal_input console\nterminal_output console\n\n"
-    );
-    entry(&mut out, &name, "");
-    if reset_entry {
-        entry(
-            &mut out,
-            "Reset Talos installation and return to maintenance mode",
-            " talos.experimental.wipe=system:EPHEMERAL,STATE",
-        );
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::PREFIX;
+    use super::super::modules::MODULE_MAGIC;
     use super::*;
-
-    #[test]
-    fn bios_modules_are_the_common_list_plus_disk_drivers() {
-        assert_eq!(&BIOS_MODULES[..COMMON_MODULES.len()], COMMON_MODULES);
-        assert_eq!(
-            &BIOS_MODULES[COMMON_MODULES.len()..],
-            ["biosdisk", "part_msdos"]
-        );
-    }
-
-    #[test]
-    fn grub_cfg_bytes() {
-        let expected = "set default=\"A - Talos v1.12.0\"\n\
-\n\
-set timeout=3\n\
-\n\
-insmod all_video\n\
-\n\
-terminal_input console\n\
-terminal_output console\n\
-\n\
-menuentry \"A - Talos v1.12.0\" {\n\
-\x20 set gfxmode=auto\n\
-\x20 set gfxpayload=text\n\
-\x20 linux /A/vmlinuz talos.platform=metal console=ttyS0 a=\\$b\n\
-\x20 initrd /A/initramfs.xz\n\
-}\n\
-menuentry \"Reset Talos installation and return to maintenance mode\" {\n\
-\x20 set gfxmode=auto\n\
-\x20 set gfxpayload=text\n\
-\x20 linux /A/vmlinuz talos.platform=metal console=ttyS0 a=\\$b talos.experimental.wipe=system:EPHEMERAL,STATE\n\
-\x20 initrd /A/initramfs.xz\n\
-}\n";
-        let cfg = grub_cfg("v1.12.0", "talos.platform=metal console=ttyS0 a=$b", true);
-        assert_eq!(cfg, expected);
-        let without = grub_cfg("v1.12.0", "talos.platform=metal console=ttyS0 a=$b", false);
-        let cut = expected
-            .find("menuentry \"Reset")
-            .expect("reset entry in the sample");
-        assert_eq!(without, &expected[..cut]);
-    }
-
-    #[test]
-    fn quoting_escapes_exactly_grub_specials() {
-        assert_eq!(
-            quote(r#"a\b{c}d&e$f|g;h<i>j"k"#),
-            r#"a\\b\{c\}d\&e\$f\|g\;h\<i\>j\"k"#
-        );
-        let plain = "talos.config=http://x/y?a=1 'q' (p) [b] #h ~ * ! , = : % @ ` é";
-        assert_eq!(quote(plain), plain);
-    }
 
     fn boot_img() -> Vec<u8> {
         let mut boot = vec![0u8; 512];
@@ -884,18 +453,6 @@ menuentry \"Reset Talos installation and return to maintenance mode\" {\n\
         assert!(install_bios(&boot_img(), &core[..100], 2048, 512).is_err());
         assert!(install_bios(&boot_img(), &vec![0; BIOS_PARTITION_SIZE + 1], 2048, 512).is_err());
         assert!(install_bios(&boot_img(), &core, u64::MAX, 512).is_err());
-    }
-
-    #[test]
-    fn dependencies_resolve_in_grub_mkimage_order() {
-        let moddep = "normal: extcmd crypto boot\nextcmd:\ncrypto:\nboot:\nxfs: fshelp\nfshelp:\n";
-        assert_eq!(
-            resolve_modules(moddep, &["xfs", "normal", "boot.mod", "fshelp"]).unwrap(),
-            ["fshelp", "xfs", "boot", "crypto", "extcmd", "normal"]
-        );
-        assert!(resolve_modules("a: b\nb: a\n", &["a"]).is_err());
-        assert!(resolve_modules("no colon\n", &["a"]).is_err());
-        assert!(resolve_modules("", &["../x"]).is_err());
     }
 
     /// An ELF32 with .text at the link address, .data after a gap, .bss and .shstrtab.
