@@ -58,6 +58,15 @@ impl Schematic {
         Ok(schematic)
     }
 
+    /// Reads back canonical text that this factory wrote (a stored schematic). go-yaml's
+    /// indentation indicators are not the real offsets inside sequence items, so the text
+    /// goes through [`crate::yaml::readback::strict_form`] first; a document that a user sent
+    /// is read with [`Schematic::parse`], as upstream reads it.
+    pub fn from_canonical(canonical: &str) -> Result<Schematic, SchematicError> {
+        let strict = crate::yaml::readback::strict_form(canonical);
+        Ok(decode::decode(&strict)?)
+    }
+
     /// Checks what parsing alone does not: fields that this edition does not support.
     pub fn validate(&self) -> Result<(), SchematicError> {
         if !self.owner.is_empty() {
