@@ -78,6 +78,23 @@ fn invalid_input_is_a_message_and_exit_status_1() {
     assert!(stderr.contains("/nonexistent/schematic.yaml"), "{stderr}");
 }
 
+#[test]
+fn an_owner_gets_no_id_as_upstream_community_edition() {
+    for command in ["id", "canonical"] {
+        let (status, stdout, stderr) = run(
+            &["schematic", command],
+            "owner: alice
+",
+        );
+        assert_eq!(status, 1, "schematic {command}");
+        assert_eq!(stdout, "");
+        assert!(
+            stderr.contains("owner field is only supported in Enterprise edition"),
+            "{stderr}"
+        );
+    }
+}
+
 struct Served {
     child: tokio::process::Child,
     base: String,

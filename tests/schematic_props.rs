@@ -157,13 +157,109 @@ fn schematic() -> impl Strategy<Value = Schematic> {
     })
 }
 
+/// A value the emitter writes as a literal block, starting with a space, a line break or
+/// anything else, and ending with no line break (strip), one (clip) or several (keep). Lines
+/// that look like block headers or document markers try the reader of canonical text.
+fn block_text() -> impl Strategy<Value = String> {
+    let line = prop_oneof![
+        "( {1,3})?[a-z0-9#:|'\"-]([a-z0-9 #:|'\"-]{0,8}[a-z0-9#:|'\"-])?",
+        prop::sample::select(vec![
+            "", "- |4", "k: |4-", "- k: |+", "x: |", "...", "---", "- - |4-"
+        ])
+        .prop_map(String::from),
+    ];
+    (
+        prop::sample::select(vec!["", " ", "  ", "\n", "\n\n", "\n "]),
+        "[a-z|#-]{1,4}",
+        prop::collection::vec(line, 1..4),
+        prop::sample::select(vec!["", "\n", "\n\n", "\n\n\n"]),
+    )
+        .prop_map(|(lead, first, lines, tail)| format!("{lead}{first}\n{}{tail}", lines.join("\n")))
+}
+
+/// Where the block goes: every kind of node position the schematic has.
+#[derive(Debug, Clone, Copy)]
+enum Position {
+    /// A mapping value at a multiple of the indentation width.
+    EmbeddedConfiguration,
+    /// Sequence items.
+    KernelArg,
+    Extension,
+    OptionItem,
+    /// A mapping value inside a sequence item, two columns in.
+    MetaValue,
+    /// A mapping value nested in the overlay options.
+    OptionValue,
+}
+
+fn placed(text: &str, position: Position, before: bool, after: bool) -> Schematic {
+    let mut schematic = Schematic::default();
+    let earlier = |item: String| -> Vec<String> {
+        if before {
+            vec!["earlier".into(), item]
+        } else {
+            vec![item]
+        }
+    };
+    let text = text.to_string();
+    let customization = &mut schematic.customization;
+    match position {
+        Position::EmbeddedConfiguration => customization.embedded_machine_configuration = text,
+        Position::KernelArg => customization.extra_kernel_args = earlier(text),
+        Position::Extension => customization.system_extensions.official_extensions = earlier(text),
+        Position::MetaValue => {
+            customization.meta = earlier(text)
+                .into_iter()
+                .enumerate()
+                .map(|(key, value)| MetaValue {
+                    key: key as u8,
+                    value,
+                })
+                .collect()
+        }
+        Position::OptionItem | Position::OptionValue => {
+            let value = match position {
+                Position::OptionItem => {
+                    Value::Seq(earlier(text).into_iter().map(Value::Str).collect())
+                }
+                _ => Value::Str(text),
+            };
+            schematic.overlay = Overlay {
+                image: "img".into(),
+                name: "board".into(),
+                options: vec![("k".into(), value)],
+            };
+        }
+    }
+    if after {
+        schematic.customization.bootloader = Bootloader::Grub;
+    }
+    schematic
+}
+
+/// The header go-yaml writes for `text`: `|`, the indentation width before a leading space
+/// or line break, then the chomping indicator.
+fn expected_header(text: &str) -> String {
+    let indicator = if text.starts_with([' ', '\n']) {
+        "4"
+    } else {
+        ""
+    };
+    let chomp = match text.len() - text.trim_end_matches('\n').len() {
+        0 => "-",
+        1 => "",
+        _ => "+",
+    };
+    format!("|{indicator}{chomp}\n")
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
     fn canonical_parses_back_to_the_same_schematic(original in schematic()) {
         let canonical = original.canonical();
-        let parsed = Schematic::parse(canonical.as_bytes())
+        let parsed = Schematic::from_canonical(&canonical)
             .map_err(|error| TestCaseError::fail(format!("{error}\n--- canonical ---\n{canonical}")))?;
         prop_assert_eq!(&parsed, &original, "canonical:\n{}", canonical);
     }
@@ -171,8 +267,45 @@ proptest! {
     #[test]
     fn canonical_is_idempotent(original in schematic()) {
         let canonical = original.canonical();
-        let again = Schematic::parse(canonical.as_bytes()).map(|s| s.canonical());
+        let again = Schematic::from_canonical(&canonical).map(|s| s.canonical());
         prop_assert_eq!(again.as_deref(), Ok(canonical.as_str()));
-        prop_assert!(canonical.ends_with('\n') && !canonical.ends_with("\n\n") || canonical.ends_with("...\n"));
+        // Only a `|+` block that ends the document leaves more than one line break, and no
+        // document end marker follows it.
+        prop_assert!(canonical.ends_with('\n') && !canonical.ends_with("\n...\n"));
+    }
+
+    #[test]
+    fn block_scalars_read_back_in_every_position(
+        text in block_text(),
+        position in prop::sample::select(vec![
+            Position::EmbeddedConfiguration,
+            Position::KernelArg,
+            Position::Extension,
+            Position::OptionItem,
+            Position::MetaValue,
+            Position::OptionValue,
+        ]),
+        before in any::<bool>(),
+        after in any::<bool>(),
+    ) {
+        let original = placed(&text, position, before, after);
+        let canonical = original.canonical();
+        let header = expected_header(&text);
+        prop_assert!(canonical.contains(&header), "{:?} not written as {:?}:\n{}", text, header, canonical);
+        if !after && !matches!(position, Position::OptionItem | Position::OptionValue) {
+            // The block is the last node of the document: the text ends with its content and
+            // its own line breaks, with no document end marker after them.
+            let content = text.trim_end_matches('\n');
+            let breaks = match &text[content.len()..] {
+                "" => "\n",
+                breaks => breaks,
+            };
+            let last_line = content.rsplit('\n').next().unwrap_or_default();
+            prop_assert!(canonical.ends_with(&format!("{last_line}{breaks}")), "{}", canonical);
+        }
+        let read = Schematic::from_canonical(&canonical)
+            .map_err(|error| TestCaseError::fail(format!("{error}\n--- canonical ---\n{canonical}")))?;
+        prop_assert_eq!(&read, &original, "canonical:\n{}", canonical);
+        prop_assert_eq!(read.canonical(), canonical);
     }
 }

@@ -117,8 +117,7 @@ pub fn run(args: BuildArgs) -> Result<(), String> {
                 std::fs::read(&args.schematic)
                     .map_err(|e| format!("cannot read {}: {e}", args.schematic))?
             };
-            let schematic = Schematic::parse(&bytes).map_err(|e| e.to_string())?;
-            schematic.validate().map_err(|e| e.to_string())?;
+            let schematic = Schematic::parse_valid(&bytes).map_err(|e| e.to_string())?;
             let canonical = schematic.canonical();
             let id = schematic.id();
             store

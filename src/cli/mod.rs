@@ -129,7 +129,7 @@ fn schematic(command: SchematicCommand) -> Result<(), String> {
         SchematicCommand::Canonical { file } => (file, false),
     };
     let bytes = read_input(file)?;
-    let schematic = Schematic::parse(&bytes).map_err(|error| error.to_string())?;
+    let schematic = Schematic::parse_valid(&bytes).map_err(|error| error.to_string())?;
     let output = if print_id {
         format!("{}\n", schematic.id())
     } else {

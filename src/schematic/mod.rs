@@ -49,6 +49,24 @@ impl Schematic {
         Ok(decode::decode(text)?)
     }
 
+    /// A user's document as this edition accepts it: parsed, then validated. Every way in
+    /// (`POST /schematics`, `build --schematic FILE`, `schematic id|canonical`) goes through
+    /// here, so none gives an ID to a schematic that upstream's community edition refuses.
+    pub fn parse_valid(bytes: &[u8]) -> Result<Schematic, SchematicError> {
+        let schematic = Schematic::parse(bytes)?;
+        schematic.validate()?;
+        Ok(schematic)
+    }
+
+    /// Reads back canonical text that this factory wrote (a stored schematic). go-yaml's
+    /// indentation indicators are not the real offsets inside sequence items, so the text
+    /// goes through [`crate::yaml::readback::strict_form`] first; a document that a user sent
+    /// is read with [`Schematic::parse`], as upstream reads it.
+    pub fn from_canonical(canonical: &str) -> Result<Schematic, SchematicError> {
+        let strict = crate::yaml::readback::strict_form(canonical);
+        Ok(decode::decode(&strict)?)
+    }
+
     /// Checks what parsing alone does not: fields that this edition does not support.
     pub fn validate(&self) -> Result<(), SchematicError> {
         if !self.owner.is_empty() {
@@ -138,6 +156,21 @@ mod tests {
                 .parse::<SchematicId>()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn an_owner_is_invalid_input_in_this_edition() {
+        let error = Schematic::parse_valid(b"owner: alice\ncustomization: {}\n").unwrap_err();
+        assert_eq!(error, SchematicError::OwnerNotSupported);
+        assert_eq!(
+            error.to_string(),
+            "owner field is only supported in Enterprise edition"
+        );
+        assert_eq!(error.kind(), ErrorKind::InvalidInput);
+        // Parsing alone keeps the field, so the Enterprise IDs stay computable.
+        let schematic = Schematic::parse(b"owner: alice\ncustomization: {}\n").unwrap();
+        assert_eq!(schematic.owner, "alice");
+        assert!(Schematic::parse_valid(b"{}").is_ok());
     }
 
     #[test]

@@ -221,8 +221,7 @@ impl Factory {
 
     /// Parses, validates and stores a schematic document; idempotent.
     pub async fn create_schematic(&self, body: Vec<u8>) -> Result<CreatedSchematic, ServiceError> {
-        let schematic = Schematic::parse(&body)?;
-        schematic.validate()?;
+        let schematic = Schematic::parse_valid(&body)?;
         let canonical = schematic.canonical();
         let id = SchematicId::of_canonical(canonical.as_bytes());
         let store = self.schematics.clone();

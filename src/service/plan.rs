@@ -104,7 +104,7 @@ impl Factory {
             .stored_schematic(&schematic_id)
             .await?
             .ok_or_else(not_found)?;
-        let parsed = Schematic::parse(canonical.as_bytes())?;
+        let parsed = Schematic::from_canonical(&canonical)?;
         let version = TalosVersion::parse(version)?;
         Ok(AssetRequest {
             schematic_id,

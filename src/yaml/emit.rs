@@ -35,16 +35,11 @@ pub fn to_string(root: &Emit) -> String {
         column: 0,
         whitespace: true,
         indention: true,
-        open_ended: false,
     };
     emitter.node(root, None, Context::Root);
     emitter.write_indent(0);
-    if emitter.open_ended {
-        // A `|+` literal ends the document, so go-yaml marks the end explicitly.
-        emitter.out.push_str("...");
-        emitter.indention = false;
-        emitter.write_indent(0);
-    }
+    // No `...` after a `|+` literal that ends the document: go-yaml's encoder clears the
+    // emitter's open-ended flag before the stream end, and its bytes are the ones hashed.
     emitter.out
 }
 
@@ -71,8 +66,6 @@ struct Emitter {
     whitespace: bool,
     /// Only indentation and `-` indicators have been written on this line.
     indention: bool,
-    /// The last thing written was a literal with keep chomping (`|+`).
-    open_ended: bool,
 }
 
 /// go-yaml's indentation rule: the first level inside a sequence item skips past `- `,
@@ -80,8 +73,18 @@ struct Emitter {
 fn child_indent(parent: Option<usize>, context: Context) -> usize {
     match parent {
         None => 0,
-        Some(parent) if context == Context::SequenceItem => parent + 2,
-        Some(parent) => INDENT * ((parent + INDENT) / INDENT),
+        Some(parent) => nested_indent(parent, context == Context::SequenceItem),
+    }
+}
+
+/// The column where a node nested in the node at column `parent` starts (its content, for a
+/// literal block): two columns in for a sequence item, else the next multiple of the
+/// indentation width. The reader of canonical text relies on the same rule.
+pub(super) fn nested_indent(parent: usize, sequence_item: bool) -> usize {
+    if sequence_item {
+        parent + 2
+    } else {
+        INDENT * ((parent + INDENT) / INDENT)
     }
 }
 
@@ -119,10 +122,7 @@ impl Emitter {
                     Style::Plain => self.plain(text),
                     Style::SingleQuoted => self.single_quoted(text),
                     Style::DoubleQuoted => self.double_quoted(text),
-                    Style::Literal => {
-                        let indent = child_indent(parent, context);
-                        self.literal(text, indent, indent - parent.unwrap_or(0))
-                    }
+                    Style::Literal => self.literal(text, child_indent(parent, context)),
                 }
             }
         }
@@ -164,7 +164,6 @@ impl Emitter {
         self.push(indicator);
         self.whitespace = is_whitespace;
         self.indention = self.indention && is_indention;
-        self.open_ended = false;
     }
 
     fn push(&mut self, text: &str) {
@@ -221,13 +220,15 @@ impl Emitter {
         self.write_indicator("\"", false, false, false);
     }
 
-    /// `relative_indent` is how far the content sits inside its parent node: the value of
-    /// the indentation indicator that a leading space or line break makes necessary.
-    fn literal(&mut self, text: &str, indent: usize, relative_indent: usize) {
+    /// The content is written at `indent`. A leading space or line break needs an
+    /// indentation indicator; go-yaml writes its indentation width there, not the content's
+    /// offset from the parent node, which differs inside sequence items (see
+    /// [`super::readback`] for how such text is read back).
+    fn literal(&mut self, text: &str, indent: usize) {
         self.write_indicator("|", true, false, false);
         let mut hints = String::new();
         if text.starts_with(' ') || text.starts_with(is_break) {
-            hints.push_str(&relative_indent.to_string());
+            hints.push_str(&INDENT.to_string());
         }
         let trailing_breaks = text.chars().rev().take_while(|&c| is_break(c)).count();
         let keep = trailing_breaks > 1 || (trailing_breaks == 1 && text.chars().count() == 1);
@@ -239,7 +240,8 @@ impl Emitter {
         if !hints.is_empty() {
             self.write_indicator(&hints, false, false, false);
         }
-        self.open_ended = keep;
+        // The header line ends here even when the text starts with a line break, as in
+        // go-yaml v4 (v3 let that break end the header, and the text lost it).
         self.put_break();
         self.whitespace = true;
         let mut at_line_start = true;
@@ -474,13 +476,20 @@ mod tests {
         assert_eq!(text, "k: |-\n    a\n    b\n");
         let text = to_string(&map(vec![("k", s("a\n\nb\n"))]));
         assert_eq!(text, "k: |\n    a\n\n    b\n");
+        // Keep chomping at the very end: no document end marker, as go-yaml's encoder.
         let text = to_string(&map(vec![("k", s("a\n\n"))]));
-        assert_eq!(text, "k: |+\n    a\n\n...\n");
+        assert_eq!(text, "k: |+\n    a\n\n");
+        let text = to_string(&map(vec![("k", s("a\n\n")), ("l", s("b"))]));
+        assert_eq!(text, "k: |+\n    a\n\nl: b\n");
         let text = to_string(&map(vec![("k", s(" a\nb"))]));
         assert_eq!(text, "k: |4-\n     a\n    b\n");
-        // Inside a sequence item the content sits two columns in, and the indicator says so.
+        // Inside a sequence item the content sits two columns in, yet go-yaml's indicator is
+        // its indentation width, 4.
         let text = to_string(&map(vec![("k", Emit::Seq(vec![s("\n'")]))]));
-        assert_eq!(text, "k:\n    - |2-\n\n      '\n");
+        assert_eq!(text, "k:\n    - |4-\n\n      '\n");
+        let item = map(vec![("key", Emit::Int(1)), ("value", s(" x\n"))]);
+        let text = to_string(&map(vec![("k", Emit::Seq(vec![item]))]));
+        assert_eq!(text, "k:\n    - key: 1\n      value: |4\n         x\n");
         // Trailing space on a line forbids block style.
         let text = to_string(&map(vec![("k", s("a \nb"))]));
         assert_eq!(text, "k: \"a \\nb\"\n");
