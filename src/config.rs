@@ -26,6 +26,27 @@ pub struct Config {
     pub container_signature: ContainerSignatureConfig,
     pub build: BuildConfig,
     pub cache: CacheConfig,
+    pub secure_boot: SecureBootConfig,
+}
+
+/// Secure Boot signing (upstream's `secureBoot` keys; the file provider).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecureBootConfig {
+    /// Load the keys below at start-up; a missing or unusable one stops the start.
+    pub enabled: bool,
+    pub file: SecureBootFiles,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecureBootFiles {
+    /// RSA key (PKCS#1 or PKCS#8 PEM) that signs systemd-boot and UKIs.
+    pub signing_key_path: PathBuf,
+    /// Its X.509 certificate (PEM), served at `/secureboot/signing-cert.pem`.
+    pub signing_cert_path: PathBuf,
+    /// RSA key (PEM) that signs the UKI's PCR policy.
+    pub pcr_key_path: PathBuf,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

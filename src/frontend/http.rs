@@ -48,6 +48,10 @@ pub fn router(factory: Factory) -> Router {
         .route("/image/{schematic}/{version}/{path}", get(assets::image))
         .route("/pxe/{schematic}/{version}/{path}", get(assets::pxe))
         .route("/oci/cosign/signing-key.pub", get(registry::signing_key))
+        .route(
+            "/secureboot/signing-cert.pem",
+            get(registry::secureboot_certificate),
+        )
         .route("/v2", get(registry::ping))
         .route("/v2/", get(registry::ping))
         .route("/v2/{*path}", get(registry::route))

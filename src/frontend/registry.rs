@@ -29,6 +29,22 @@ pub async fn signing_key(State(factory): State<Factory>) -> Response {
     ([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response()
 }
 
+/// `GET /secureboot/signing-cert.pem`: the certificate that verifies the factory's Secure Boot
+/// signatures; as upstream, 500 when Secure Boot is not enabled.
+pub async fn secureboot_certificate(State(factory): State<Factory>) -> Response {
+    match &factory.secure_boot {
+        Some(keys) => (
+            [(header::CONTENT_TYPE, "application/x-pem-file")],
+            keys.certificate_pem.clone(),
+        )
+            .into_response(),
+        None => {
+            tracing::error!("signing certificate requested, but secure boot is not enabled");
+            plain_text(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
+        }
+    }
+}
+
 /// `GET /v2/`: the API version check clients start with.
 pub async fn ping() -> Response {
     with_api_version(StatusCode::OK.into_response())

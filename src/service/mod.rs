@@ -19,6 +19,7 @@ pub use plan::Plan;
 use crate::config::Config;
 use crate::error::{Classify, ErrorKind};
 use crate::schematic::{Schematic, SchematicError, SchematicId};
+use crate::sign::secureboot::SecureBootKeys;
 use crate::source::catalog::{CatalogConfig, Catalogs, ExtensionInfo, OverlayInfo};
 use crate::source::layout::OciLayout;
 use crate::source::registry::Registry;
@@ -36,6 +37,8 @@ pub struct Factory {
     pub images: Arc<Images>,
     pub catalogs: Arc<Catalogs>,
     pub builds: Arc<builds::Builds>,
+    /// Loaded at start-up when `secureBoot.enabled` is set.
+    pub secure_boot: Option<Arc<SecureBootKeys>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -191,12 +194,25 @@ impl Factory {
         let images = Arc::new(images_from_config(&config)?);
         let catalogs = Arc::new(Catalogs::new(images.clone(), catalog_config(&config)?));
         let builds = Arc::new(builds::Builds::open(&config).map_err(|error| error.to_string())?);
+        let secure_boot = if config.secure_boot.enabled {
+            let files = &config.secure_boot.file;
+            let keys = SecureBootKeys::load(
+                &files.signing_key_path,
+                &files.signing_cert_path,
+                &files.pcr_key_path,
+            )
+            .map_err(|error| format!("secure boot is enabled, but {error}"))?;
+            Some(Arc::new(keys))
+        } else {
+            None
+        };
         Ok(Factory {
             config: Arc::new(config),
             schematics,
             images,
             catalogs,
             builds,
+            secure_boot,
         })
     }
 

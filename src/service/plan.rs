@@ -121,7 +121,7 @@ impl Factory {
         let tag = version.tag();
         let customization = &request.schematic.customization;
         let kind = request.path.kind;
-        refuse_unsupported(&request)?;
+        refuse_unsupported(&request, self.secure_boot.is_some())?;
         let (bootloader, output) = match &request.path.image {
             Some(image) => {
                 let bootloader = Bootloader::select(
@@ -228,13 +228,25 @@ impl Factory {
 }
 
 /// Requests this factory or the version cannot serve, with upstream's messages.
-fn refuse_unsupported(request: &AssetRequest) -> Result<(), ServiceError> {
+fn refuse_unsupported(request: &AssetRequest, has_keys: bool) -> Result<(), ServiceError> {
     let version = &request.version;
     let tag = version.tag();
     let customization = &request.schematic.customization;
     let kind = request.path.kind;
+    if request.path.secureboot && !has_keys {
+        return Err(refused(
+            ErrorKind::InvalidInput,
+            "secure boot is disabled: this factory has no signing keys \
+             (secureBoot.enabled with secureBoot.file.signingKeyPath, signingCertPath and pcrKeyPath)",
+        ));
+    }
     if request.path.secureboot {
-        return Err(refused(ErrorKind::InvalidInput, "secure boot is disabled"));
+        // The keys load and sign (engine::boot::authenticode); the signed assets are not
+        // assembled yet.
+        return Err(refused(
+            ErrorKind::InvalidInput,
+            "secure boot assets are not built by this factory yet",
+        ));
     }
     if !matches!(kind, OutputKind::Kernel | OutputKind::Cmdline)
         && !customization.embedded_machine_configuration.is_empty()

@@ -1,7 +1,10 @@
 //! Cosign-format signatures: the "simple signing" payload that names an image by manifest
 //! digest, signed with ECDSA P-256 over SHA-256 (DER signature, base64 in an annotation).
 //!
-//! A leaf module: keys, payloads, signing and verification, no I/O.
+//! A leaf module: keys, payloads, signing and verification, no I/O. [`secureboot`] holds the
+//! RSA signers of Secure Boot.
+
+pub mod secureboot;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

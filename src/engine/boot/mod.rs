@@ -2,6 +2,7 @@
 //! images, UKIs over the PE module, the META partition). Layouts put these pieces on file
 //! systems; nothing here knows a partition table.
 
+pub mod authenticode;
 pub mod grub;
 pub mod meta;
 pub mod pe;
