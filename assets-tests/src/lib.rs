@@ -476,6 +476,31 @@ impl TestFactory {
         files
     }
 
+    /// PE images of `version` to sign and hash, by name: the vanilla UKI of each architecture
+    /// (served over HTTP) and GRUB's x86_64 EFI application built from the imager's files.
+    pub async fn pe_images(&self, version: &str) -> Vec<(String, Vec<u8>)> {
+        use image_factory::engine::boot::grub;
+        let vanilla = self.create_schematic("customization: {}\n").await;
+        let mut images = Vec::new();
+        for arch in ["amd64", "arm64"] {
+            let path = format!("/image/{vanilla}/{version}/metal-{arch}-uki.efi");
+            let response = self.get(&path).await;
+            assert_eq!(response.status(), 200, "{path}");
+            let uki = response.bytes().await.expect("UKI body").to_vec();
+            images.push((format!("uki-{arch}"), uki));
+        }
+        let files = self.imager_dir(version, "usr/lib/grub/x86_64-efi").await;
+        let efi = grub::efi_image(
+            grub::EfiArch::X86_64,
+            &|name: &str| files.get(name).cloned(),
+            grub::PREFIX,
+            grub::COMMON_MODULES,
+        )
+        .expect("GRUB EFI image");
+        images.push(("grub-x86_64".to_string(), efi));
+        images
+    }
+
     /// Downloads the vanilla schematic's amd64 kernel and initramfs of `version` into `dir`.
     pub async fn vanilla_boot_files(&self, version: &str, dir: &Path) -> (PathBuf, PathBuf) {
         let id = self.create_schematic("{}").await;
