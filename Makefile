@@ -14,7 +14,7 @@ REGISTRY_ADDR ?= 127.0.0.1:5000
 # core.img, osslsigncode and sbsigntool for Authenticode, GNU time and curl for `make bench`).
 APT_PACKAGES := squashfs-tools cpio kmod zstd xz-utils skopeo docker-registry ovmf \
   dosfstools mtools binutils python3-pefile gdisk fdisk xfsprogs grub-common grub-pc-bin \
-  time curl xorriso openssl osslsigncode sbsigntool
+  time curl xorriso openssl osslsigncode sbsigntool efitools
 
 .PHONY: all deps build fixtures run registry run-registry test lint bench clean
 

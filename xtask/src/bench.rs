@@ -131,7 +131,16 @@ pub fn compare(workspace: &Path) -> Result<()> {
     let work = workspace.join("target/bench-compare");
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work).map_err(|e| e.to_string())?;
-    let binary = workspace.join("target/release/image-factory");
+    // Our own copy, so that a build from another worktree sharing CARGO_TARGET_DIR cannot
+    // swap the binary in the middle of the run.
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => std::env::current_dir()
+            .map_err(|e| e.to_string())?
+            .join(dir),
+        None => workspace.join("target"),
+    };
+    let binary = work.join("image-factory");
+    fs::copy(target.join("release/image-factory"), &binary).map_err(|e| e.to_string())?;
     let schematic = work.join("schematic.yaml");
     fs::write(
         &schematic,
@@ -228,13 +237,16 @@ pub fn compare(workspace: &Path) -> Result<()> {
         format!("NAME=\"Talos\"\nVERSION_ID={VERSION}\n"),
     )
     .map_err(|e| e.to_string())?;
-    let objcopy = format!(
-        "objcopy --add-section .osrel=osrel.txt --change-section-vma .osrel=0x20000 \
-         --add-section .cmdline=cmdline.txt --change-section-vma .cmdline=0x30000 \
-         --add-section .linux={install}/vmlinuz --change-section-vma .linux=0x2000000 \
-         --add-section .initrd=tools-initramfs.xz --change-section-vma .initrd=0x3000000 \
-         {install}/systemd-stub.efi tools-uki.efi",
-        install = install.display()
+    let kernel = format!("{}/vmlinuz", install.display());
+    let objcopy = objcopy_uki(
+        &install,
+        &[
+            (".osrel", "osrel.txt", "0x20000"),
+            (".cmdline", "cmdline.txt", "0x30000"),
+            (".linux", &kernel, "0x2000000"),
+            (".initrd", "tools-initramfs.xz", "0x3000000"),
+        ],
+        "tools-uki.efi",
     );
     let tools = sh(&objcopy, &work)?;
     let size = fs::metadata(work.join("tools-uki.efi"))
@@ -252,6 +264,19 @@ pub fn compare(workspace: &Path) -> Result<()> {
         rows[3].1.as_secs_f64() / rows[1].1.as_secs_f64()
     );
     disk_images(workspace, &work, &binary, &schematic, &imager)
+}
+
+/// The UKI as ukify (before its native PE writer) and the old imager build it: the release's
+/// systemd-stub with each `(name, file, VMA)` appended by `objcopy --add-section`.
+fn objcopy_uki(install: &Path, sections: &[(&str, &str, &str)], output: &str) -> String {
+    let mut command = String::from("objcopy");
+    for (name, file, vma) in sections {
+        command.push_str(&format!(
+            " --add-section {name}={file} --change-section-vma {name}={vma}"
+        ));
+    }
+    command.push_str(&format!(" {}/systemd-stub.efi {output}", install.display()));
+    command
 }
 
 /// The imager's pipeline for a dual-boot disk of `size` bytes: mkfs.fat + mcopy, mkfs.xfs
@@ -339,6 +364,139 @@ grub-mkrescue --compress=xz --output=tools.iso --directory={grub} -m efiboot.img
     );
     measured(
         Command::new("sh").args(["-ec", &script]).current_dir(dir),
+        &work.join("time.txt"),
+    )
+}
+
+/// The imager's SecureBoot ISO pipeline (imager.md §6.4, §6.5, §7), run by
+/// [`tools_secureboot_iso`] as `sh -ec SCRIPT sh INSTALL KEYS OWNER WORK VERSION VOLID`.
+///
+/// The UKI is ukify's: `objcopy --add-section` of `.osrel`, `.cmdline`, `.splash`, `.pcrpkey`,
+/// `.linux`, `.initrd` and `.pcrsig` onto the stub (one boot profile). `.pcrsig` stands in for
+/// `systemd-measure sign`, which is not packaged here, with the same work done by openssl:
+/// per bank (SHA-256, SHA-384, SHA-512) PCR 11 is extended with every measured section's name
+/// and content and the three boot phases, the TPM2_PolicyPCR digest is built over it and
+/// signed (RSA PKCS#1 v1.5) with the PCR key, and the three go into the JSON. Then sbsign
+/// signs systemd-boot and the UKI, efitools make PK/KEK/db.auth, mkfs.vfat + mcopy + mattrib
+/// the ESP and xorriso the ISO with the imager's flags. Leaves `tools.iso`.
+const SECUREBOOT_ISO: &str = r#"install=$1 keys=$2 owner=$3 work=$4 version=$5 volid=$6
+mkdir -p u s/EFI/BOOT s/EFI/Linux s/EFI/keys s/loader/keys/auto
+cp "$work/osrel.txt" u/osrel
+cp "$work/cmdline.txt" u/cmdline
+cp "$work/splash.bmp" u/splash
+cp "$install/vmlinuz" u/linux
+cp "$work/tools-initramfs.xz" u/initrd
+objcopy -O binary --only-section=.sbat "$install/systemd-stub.efi" u/sbat
+openssl rsa -in "$keys/pcr-signing-key.pem" -pubout -out u/pcrpkey 2>/dev/null
+pkfp=$(openssl rsa -in "$keys/pcr-signing-key.pem" -RSAPublicKey_out -outform DER 2>/dev/null \
+  | openssl dgst -sha256 -r | cut -d' ' -f1)
+json='{'
+for bank in sha256:013 sha384:014 sha512:015; do
+  hash=${bank%:*} alg=${bank#*:}
+  head -c $(openssl dgst -$hash -binary /dev/null | wc -c) /dev/zero > pcr
+  extend() { { cat pcr; openssl dgst -$hash -binary "$1"; } | openssl dgst -$hash -binary > pcr.new; mv pcr.new pcr; }
+  for section in linux osrel cmdline initrd splash sbat pcrpkey; do
+    printf ".$section\000" > name; extend name; extend u/$section
+  done
+  for phase in enter-initrd leave-initrd enter-machined; do printf $phase > name; extend name; done
+  # 0^32, TPM_CC_PolicyPCR, TPML_PCR_SELECTION {1, bank, 3, 00 08 00}, SHA-256(PCR 11).
+  { head -c 32 /dev/zero; printf "\000\000\001\177\000\000\000\001\000\\$alg\003\000\010\000"
+    openssl dgst -sha256 -binary pcr; } | openssl dgst -sha256 -binary > pol
+  sig=$(openssl dgst -$hash -sign "$keys/pcr-signing-key.pem" pol | base64 -w0)
+  [ "$json" = '{' ] || json="$json,"
+  json="$json\"$hash\":[{\"pcrs\":[11],\"pkfp\":\"$pkfp\",\"pol\":\"$(xxd -p -c 64 pol)\",\"sig\":\"$sig\"}]"
+done
+printf '%s}' "$json" > u/pcrsig
+pcrsig=$(printf '0x%x' $(( (0x3000000 + $(stat -c%s u/initrd) + 0xffff) / 0x10000 * 0x10000 )))
+@OBJCOPY@
+sbsign --key "$keys/uki-signing-key.pem" --cert "$keys/uki-signing-cert.pem" \
+  --output "s/EFI/Linux/Talos-$version.efi" uki.efi 2>/dev/null
+sbsign --key "$keys/uki-signing-key.pem" --cert "$keys/uki-signing-cert.pem" \
+  --output s/EFI/BOOT/BOOTX64.EFI "$install/systemd-boot.efi" 2>/dev/null
+openssl x509 -in "$keys/uki-signing-cert.pem" -outform DER -out s/EFI/keys/uki-signing-cert.der
+cert-to-efi-sig-list -g $owner "$keys/uki-signing-cert.pem" db.esl
+for var in PK KEK db; do
+  sign-efi-sig-list -g $owner -k "$keys/uki-signing-key.pem" -c "$keys/uki-signing-cert.pem" \
+    $var db.esl s/loader/keys/auto/$var.auth >/dev/null
+done
+printf '# systemd-boot configuration\n\ntimeout 10\n\nsecure-boot-enroll if-safe\n' > s/loader/loader.conf
+head -c 32 /dev/zero > s/loader/random-seed
+# 10 MiB + sd-boot + UKI, at least the 34 MiB mtools needs for FAT32 (as ours).
+size=$(( 10 + ($(stat -c%s s/EFI/BOOT/BOOTX64.EFI) + 1048575) / 1048576 \
+  + ($(stat -c%s "s/EFI/Linux/Talos-$version.efi") + 1048575) / 1048576 ))
+[ $size -ge 34 ] || size=34
+truncate -s ${size}M s/efiboot.img
+mkfs.vfat -F 32 -n EFI --invariant -s 1 s/efiboot.img >/dev/null 2>&1
+mcopy -s -p -Q -m -i s/efiboot.img s/EFI s/loader ::
+mattrib -i s/efiboot.img +r ::/loader/random-seed
+xorriso -as mkisofs -e --interval:appended_partition_2:all:: -append_partition 2 0xef s/efiboot.img \
+  -partition_cyl_align all -partition_offset 16 -iso_mbr_part_type 0x83 -no-emul-boot -m efiboot.img \
+  -iso-level 3 -o tools.iso s -- -volid $volid -volset-id Talos-$version >/dev/null 2>&1
+"#;
+
+/// The owner GUID the imager gives the Talos certificate in PK/KEK/db (imager.md §6.5): a
+/// name-based UUID, SHA-256 over the X.500 namespace and the certificate's PEM text, version 4.
+fn certificate_owner(pem: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    const X500: [u8; 16] = [
+        0x6b, 0xa7, 0xb8, 0x14, 0x9d, 0xad, 0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30,
+        0xc8,
+    ];
+    let mut hasher = Sha256::new();
+    hasher.update(X500);
+    hasher.update(pem);
+    let mut uuid = [0u8; 16];
+    uuid.copy_from_slice(&hasher.finalize()[..16]);
+    uuid[6] = (uuid[6] & 0x0f) | 0x40;
+    uuid[8] = (uuid[8] & 0x3f) | 0x80;
+    let hex = image_factory::hex::encode(&uuid);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// The imager's SecureBoot ISO pipeline ([`SECUREBOOT_ISO`]) with the Secure Boot keys in
+/// `keys`; inputs unpacked beforehand as for [`tools_iso`]. Leaves `tools.iso` in `dir`.
+fn tools_secureboot_iso(dir: &Path, work: &Path, imager: &Path, keys: &Path) -> Result<Usage> {
+    let install = imager.join("usr/install/amd64");
+    fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    // The imager's image carries its splash (sidero.bmp); the fixture's has none, so the
+    // pipeline gets the one we append.
+    fs::write(
+        work.join("splash.bmp"),
+        image_factory::engine::boot::uki::splash(),
+    )
+    .map_err(|e| e.to_string())?;
+    let cert = fs::read(keys.join("uki-signing-cert.pem")).map_err(|e| e.to_string())?;
+    let objcopy = objcopy_uki(
+        &install,
+        &[
+            (".osrel", "u/osrel", "0x20000"),
+            (".cmdline", "u/cmdline", "0x30000"),
+            (".splash", "u/splash", "0x40000"),
+            (".pcrpkey", "u/pcrpkey", "0x50000"),
+            (".linux", "u/linux", "0x2000000"),
+            (".initrd", "u/initrd", "0x3000000"),
+            (".pcrsig", "u/pcrsig", "$pcrsig"),
+        ],
+        "uki.efi",
+    );
+    let script = SECUREBOOT_ISO.replace("@OBJCOPY@", &objcopy);
+    let volid = format!("TALOS_{}", VERSION.to_uppercase().replace('.', "_"));
+    measured(
+        Command::new("sh")
+            .args(["-ec", &script, "sh"])
+            .arg(&install)
+            .arg(keys)
+            .arg(certificate_owner(&cert))
+            .arg(work)
+            .args([VERSION, &volid])
+            .current_dir(dir),
         &work.join("time.txt"),
     )
 }
@@ -431,6 +589,15 @@ fn disk_images(
     let iso_tools = tools_iso(&iso_dir, work, imager)?;
     let iso_size = size_of(&iso_dir.join("tools.iso"))?;
     let _ = fs::remove_dir_all(&iso_dir);
+    let secureboot_dir = work.join("iso-secureboot");
+    let secureboot_tools = tools_secureboot_iso(
+        &secureboot_dir,
+        work,
+        imager,
+        &workspace.join("fixtures/secureboot"),
+    )?;
+    let secureboot_size = size_of(&secureboot_dir.join("tools.iso"))?;
+    let _ = fs::remove_dir_all(&secureboot_dir);
 
     let rows = [
         (
@@ -469,6 +636,12 @@ fn disk_images(
             iso_tools,
             iso_size,
         ),
+        (
+            "metal-amd64-secureboot.iso",
+            build("metal-amd64-secureboot.iso")?,
+            secureboot_tools,
+            secureboot_size,
+        ),
     ];
     println!(
         "\n{:<30} {:>8} {:>8} {:>8} {:>12} | {:>8} {:>8} {:>8} {:>12} | {:>7} {:>7}",
@@ -503,7 +676,8 @@ fn disk_images(
     }
     println!(
         "(tools: assembly {:.2} s, zstd -T0 -18 {:.2} s, xz -T0 -0 {:.2} s, qemu-img {:.2} s; \
-         aws: assembly {:.2} s, xz {:.2} s; iso: mkfs.vfat + mcopy + grub-mkrescue/xorriso)",
+         aws: assembly {:.2} s, xz {:.2} s; iso: mkfs.vfat + mcopy + grub-mkrescue/xorriso; \
+         secureboot iso: objcopy + openssl + sbsign + efitools + mkfs.vfat + mcopy + xorriso)",
         assembly.wall.as_secs_f64(),
         zstd.wall.as_secs_f64(),
         xz.wall.as_secs_f64(),
