@@ -1,8 +1,10 @@
 //! What boots an image: the bootloader choice and the pieces each bootloader needs (GRUB
-//! images, UKIs over the PE module, the META partition). Layouts put these pieces on file
-//! systems; nothing here knows a partition table.
+//! images, UKIs over the PE module, the META partition, Secure Boot signatures and
+//! enrollment databases). Layouts put these pieces on file systems; nothing here knows a
+//! partition table.
 
 pub mod authenticode;
+pub mod enrollment;
 pub mod grub;
 pub mod meta;
 pub mod pe;
