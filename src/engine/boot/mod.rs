@@ -6,7 +6,9 @@
 pub mod authenticode;
 pub mod enrollment;
 pub mod grub;
+pub mod loader;
 pub mod meta;
+pub mod pcr;
 pub mod pe;
 pub mod uki;
 
@@ -62,9 +64,6 @@ pub struct BiosGrub {
     pub boot_img: Vec<u8>,
     pub core_img: Vec<u8>,
 }
-
-/// `loader/loader.conf` without Secure Boot key enrollment.
-pub const LOADER_CONF: &str = "# systemd-boot configuration\n\ntimeout 10\n";
 
 #[cfg(test)]
 mod tests {
