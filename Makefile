@@ -11,7 +11,8 @@ REGISTRY_ADDR ?= 127.0.0.1:5000
 # zstd, xz-utils) and the independent checkers the tests use (skopeo, docker-registry, QEMU
 # with OVMF, dosfstools and mtools for ESPs, binutils' objdump and pefile for PE files,
 # gdisk/fdisk for partition tables, xfsprogs and GRUB's tools for BOOT partitions and
-# core.img, osslsigncode and sbsigntool for Authenticode, GNU time and curl for `make bench`).
+# core.img, osslsigncode and sbsigntool for Authenticode, efitools for EFI signature lists,
+# GNU time and curl for `make bench`).
 APT_PACKAGES := squashfs-tools cpio kmod zstd xz-utils skopeo docker-registry ovmf \
   dosfstools mtools binutils python3-pefile gdisk fdisk xfsprogs grub-common grub-pc-bin \
   time curl xorriso openssl osslsigncode sbsigntool efitools

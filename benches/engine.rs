@@ -186,6 +186,7 @@ fn disk(c: &mut Criterion) {
             core_img: inputs.core_img.clone(),
         }),
         meta: Vec::new(),
+        enrollment: None,
         mtime: 0,
     };
     let mut group = c.benchmark_group("disk");
@@ -259,6 +260,7 @@ fn disk(c: &mut Criterion) {
         uki: uki_bytes.clone().into(),
         grub_efi: Default::default(),
         bios: Some(inputs.eltorito.clone()),
+        enrollment: None,
         mtime: 0,
     };
     group.bench_function("layout/iso-hybrid", |b| {

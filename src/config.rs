@@ -47,6 +47,11 @@ pub struct SecureBootFiles {
     pub signing_cert_path: PathBuf,
     /// RSA key (PEM) that signs the UKI's PCR policy.
     pub pcr_key_path: PathBuf,
+    /// Pre-built Secure Boot enrollment databases (`EFI_VARIABLE_AUTHENTICATION_2` writes),
+    /// used instead of the ones generated from the signing certificate: all three or none.
+    pub pk_auth_path: PathBuf,
+    pub kek_auth_path: PathBuf,
+    pub db_auth_path: PathBuf,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -505,6 +510,27 @@ mod tests {
         assert_eq!(config.http.max_request_body_bytes, 2048);
         assert_eq!(config.storage.dir, PathBuf::from("/tmp/state"));
         assert_eq!(config.http.allowed_origins, ["https://a", "https://b"]);
+    }
+
+    #[test]
+    fn prebuilt_enrollment_databases_are_file_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.yaml");
+        std::fs::write(
+            &file,
+            "secureBoot:\n  file:\n    pkAuthPath: /keys/PK.auth\n    \
+             KEKAUTHPATH: /keys/KEK.auth\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            env(&[("IF_SECUREBOOT_FILE_DBAUTHPATH", "/keys/db.auth")]),
+            std::slice::from_ref(&file),
+        )
+        .unwrap();
+        let files = &config.secure_boot.file;
+        assert_eq!(files.pk_auth_path, PathBuf::from("/keys/PK.auth"));
+        assert_eq!(files.kek_auth_path, PathBuf::from("/keys/KEK.auth"));
+        assert_eq!(files.db_auth_path, PathBuf::from("/keys/db.auth"));
     }
 
     #[test]

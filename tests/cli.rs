@@ -172,44 +172,53 @@ async fn schematics_survive_a_restart() {
     terminate(served).await;
 }
 
-#[test]
-/// Needs the fixture release (`cargo xtask fixtures`, run by `make test`).
-fn built_assets_are_written_by_the_cli() {
-    let work = tempfile::tempdir().unwrap();
-    let output = work.path().join("cmdline");
-    let status = Command::new(BINARY)
-        .args([
-            "build",
-            "--progress",
-            "json",
-            "--version",
-            "v1.12.0",
-            "--schematic",
-        ])
+/// `image-factory build` of `asset` from the vanilla schematic into `output`, with a state
+/// directory in `work`; `configure` adds the rest. Fails the test if the build fails.
+fn build(
+    work: &std::path::Path,
+    output: &std::path::Path,
+    asset: &str,
+    configure: impl FnOnce(&mut Command),
+) -> std::process::Output {
+    let mut command = Command::new(BINARY);
+    command
+        .args(["build", "--version", "v1.12.0", "--schematic"])
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/fixtures/schematics/vanilla.yaml"
         ))
         .arg("--state-dir")
-        .arg(work.path().join("state"))
+        .arg(work.join("state"))
         .arg("--output")
-        .arg(&output)
-        .arg("cmdline-metal-arm64")
-        .env(
-            "IF_ARTIFACTS_OCILAYOUT",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/release"),
-        )
-        .env(
-            "IF_CONTAINERSIGNATURE_PUBLICKEYFILE",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/keys/cosign.pub"),
-        )
-        .output()
-        .unwrap();
+        .arg(output)
+        .arg(asset);
+    configure(&mut command);
+    let status = command.output().unwrap();
     assert!(
         status.status.success(),
         "{}",
         String::from_utf8_lossy(&status.stderr)
     );
+    status
+}
+
+#[test]
+/// Needs the fixture release (`cargo xtask fixtures`, run by `make test`).
+fn built_assets_are_written_by_the_cli() {
+    let work = tempfile::tempdir().unwrap();
+    let output = work.path().join("cmdline");
+    let status = build(work.path(), &output, "cmdline-metal-arm64", |command| {
+        command
+            .args(["--progress", "json"])
+            .env(
+                "IF_ARTIFACTS_OCILAYOUT",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/release"),
+            )
+            .env(
+                "IF_CONTAINERSIGNATURE_PUBLICKEYFILE",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/keys/cosign.pub"),
+            );
+    });
     let stderr = String::from_utf8_lossy(&status.stderr);
     assert!(
         stderr
@@ -223,4 +232,34 @@ fn built_assets_are_written_by_the_cli() {
             .starts_with("talos.platform=metal console=ttyAMA0 console=tty0 ")
     );
     assert!(!output.with_extension("partial").exists());
+}
+
+#[test]
+/// Needs the fixture release and its Secure Boot keys (`cargo xtask fixtures`), and sbverify.
+fn secure_boot_assets_are_built_by_the_cli() {
+    let work = tempfile::tempdir().unwrap();
+    let output = work.path().join("uki.efi");
+    let root = env!("CARGO_MANIFEST_DIR");
+    build(
+        work.path(),
+        &output,
+        "metal-amd64-secureboot-uki.efi",
+        |command| {
+            command
+                .args(["--progress", "none", "--config", "fixtures/factory.yaml"])
+                .current_dir(root);
+        },
+    );
+    let verify = Command::new("sbverify")
+        .arg("--cert")
+        .arg(format!("{root}/fixtures/secureboot/uki-signing-cert.pem"))
+        .arg(&output)
+        .output()
+        .expect("sbverify runs (make deps installs sbsigntool)");
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
 }

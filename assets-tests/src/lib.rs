@@ -231,6 +231,71 @@ fn ovmf(work: &Path, drives: &[&str]) -> String {
     qemu(&args, Duration::from_secs(240))
 }
 
+/// Runs OVMF built to enforce Secure Boot (q35 with SMM, as that firmware requires) on the
+/// EFI variables in `vars`, which it keeps, until the guest powers off, `timeout` passes or a
+/// line of the serial log satisfies `stop`. Resets are allowed: systemd-boot reboots after
+/// enrolling keys. Returns the serial log.
+pub fn boot_secure_boot(
+    vars: &Path,
+    drives: &[&str],
+    timeout: Duration,
+    stop: impl Fn(&str) -> bool,
+) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut args = vec![
+        "-m".to_string(),
+        "512".into(),
+        "-nographic".into(),
+        "-nic".into(),
+        "none".into(),
+        "-machine".into(),
+        "q35,smm=on,accel=tcg".into(),
+        "-global".into(),
+        "driver=cfi.pflash01,property=secure,value=on".into(),
+        "-drive".into(),
+        "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
+            .into(),
+        "-drive".into(),
+        format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
+    ];
+    args.extend(drives.iter().map(|arg| arg.to_string()));
+    let mut child = Command::new("timeout")
+        .arg(timeout.as_secs().to_string())
+        .arg("qemu-system-x86_64")
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("qemu-system-x86_64 runs (make deps installs it)");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut log = String::new();
+    // The firmware's console is not line-oriented (escape sequences, carriage returns):
+    // split on either line end.
+    for line in BufReader::new(stdout).split(b'\n') {
+        let Ok(line) = line else { break };
+        let text = String::from_utf8_lossy(&line).to_string();
+        log.push_str(&text);
+        log.push('\n');
+        if stop(&text) {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = Command::new("pkill")
+        .args(["-f", &format!("file={}", vars.display())])
+        .status();
+    let _ = child.wait();
+    log
+}
+
+/// A fresh copy of OVMF's empty variable store: Secure Boot in setup mode, no keys.
+pub fn setup_mode_vars(work: &Path, name: &str) -> PathBuf {
+    let vars = work.join(name);
+    std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).expect("OVMF installed (make deps)");
+    vars
+}
+
 /// Boots `disk` (raw) under OVMF with fresh EFI variables.
 pub fn boot_uefi_disk(disk: &Path, work: &Path) -> String {
     boot_uefi_disk_with_sectors(disk, work, 512)
@@ -516,4 +581,88 @@ impl TestFactory {
         .await;
         (kernel, initramfs)
     }
+}
+
+/// Checks the cosign signature of `digest` in `repository` (`installer/<id>`): skopeo pulls
+/// the `sha256-<hex>.sig` tag, its simple-signing payload names `digest`, and openssl
+/// verifies the signature with the factory's public key.
+pub async fn verify_cosign_signature(
+    factory: &TestFactory,
+    repository: &str,
+    digest: &str,
+    work: &Path,
+) {
+    let host = factory.base.trim_start_matches("http://");
+    let signature_tag = format!("sha256-{}.sig", digest.trim_start_matches("sha256:"));
+    let layout = work.join("signature-layout");
+    run(Command::new("skopeo")
+        .args(["copy", "-q", "--src-tls-verify=false"])
+        .arg(format!("docker://{host}/{repository}:{signature_tag}"))
+        .arg(format!("oci:{}:signature", layout.display())));
+    let signature: serde_json::Value = factory
+        .get(&format!("/v2/{repository}/manifests/{signature_tag}"))
+        .await
+        .json()
+        .await
+        .expect("signature manifest");
+    let layer = &signature["layers"][0];
+    assert_eq!(
+        layer["mediaType"],
+        "application/vnd.dev.cosign.simplesigning.v1+json"
+    );
+    let payload = factory
+        .get(&format!(
+            "/v2/{repository}/blobs/{}",
+            layer["digest"].as_str().expect("payload digest")
+        ))
+        .await
+        .bytes()
+        .await
+        .expect("payload");
+    let parsed: serde_json::Value = serde_json::from_slice(&payload).expect("payload JSON");
+    assert_eq!(
+        parsed["critical"]["image"]["docker-manifest-digest"],
+        digest
+    );
+    assert_eq!(
+        parsed["critical"]["type"],
+        "cosign container image signature"
+    );
+    let key = factory.get("/oci/cosign/signing-key.pub").await;
+    assert_eq!(key.headers()["content-type"], "application/x-pem-file");
+    let key = key.text().await.expect("public key");
+    assert!(key.starts_with("-----BEGIN PUBLIC KEY-----"), "{key}");
+    std::fs::write(work.join("key.pem"), key).expect("write key");
+    std::fs::write(work.join("payload.json"), &payload).expect("write payload");
+    std::fs::write(
+        work.join("signature.b64"),
+        layer["annotations"]["dev.cosignproject.cosign/signature"]
+            .as_str()
+            .expect("signature annotation"),
+    )
+    .expect("write signature");
+    run(Command::new("sh")
+        .args(["-c", "base64 -d signature.b64 > signature.der"])
+        .current_dir(work));
+    let verified = run(Command::new("openssl")
+        .args([
+            "dgst",
+            "-sha256",
+            "-verify",
+            "key.pem",
+            "-signature",
+            "signature.der",
+            "payload.json",
+        ])
+        .current_dir(work));
+    assert!(verified.contains("Verified OK"), "{verified}");
+}
+
+/// The fixture Secure Boot keys (`cargo xtask fixtures` makes them) in `config`.
+pub fn use_fixture_secure_boot_keys(config: &mut image_factory::config::Config) {
+    let keys = workspace().join("fixtures/secureboot");
+    config.secure_boot.enabled = true;
+    config.secure_boot.file.signing_key_path = keys.join("uki-signing-key.pem");
+    config.secure_boot.file.signing_cert_path = keys.join("uki-signing-cert.pem");
+    config.secure_boot.file.pcr_key_path = keys.join("pcr-signing-key.pem");
 }

@@ -437,7 +437,7 @@ async fn grub_iso_boots_bios_and_uefi_through_grub() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn secure_boot_isos_are_refused() {
+async fn secure_boot_isos_need_keys() {
     let factory = TestFactory::start(|_| {}).await;
     let id = factory.create_schematic("customization: {}\n").await;
     let secureboot = factory
@@ -445,5 +445,6 @@ async fn secure_boot_isos_are_refused() {
         .await;
     assert_eq!(secureboot.status(), 400);
     let body = secureboot.text().await.unwrap();
-    assert!(body.contains("secure boot"), "{body}");
+    assert!(body.contains("secure boot is disabled"), "{body}");
+    assert!(body.contains("secureBoot.file.signingKeyPath"), "{body}");
 }

@@ -3,7 +3,7 @@
 //! into an OCI layout, the artifacts layer holding the schematic's UKI, and the registry
 //! errors for unknown schematics, bad image names and unknown digests.
 
-use assets_tests::{TestFactory, run};
+use assets_tests::{TestFactory, run, verify_cosign_signature};
 use sha2::{Digest, Sha256};
 use std::process::Command;
 
@@ -137,68 +137,13 @@ async fn skopeo_pulls_the_installer_of_both_architectures() {
 
     // The index is cosign-signed with the factory's key: checked here with openssl.
     let index_digest = sha256(raw.trim_end().as_bytes());
-    let signature_tag = format!("sha256-{}.sig", index_digest.trim_start_matches("sha256:"));
-    run(Command::new("skopeo")
-        .args(["copy", "-q", "--src-tls-verify=false"])
-        .arg(format!("docker://{host}/installer/{id}:{signature_tag}"))
-        .arg(format!("oci:{}:signature", layout.display())));
-    let signature: serde_json::Value = factory
-        .get(&format!("/v2/installer/{id}/manifests/{signature_tag}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let layer = &signature["layers"][0];
-    assert_eq!(
-        layer["mediaType"],
-        "application/vnd.dev.cosign.simplesigning.v1+json"
-    );
-    let payload = factory
-        .get(&format!(
-            "/v2/installer/{id}/blobs/{}",
-            layer["digest"].as_str().unwrap()
-        ))
-        .await
-        .bytes()
-        .await
-        .unwrap();
-    let parsed: serde_json::Value = serde_json::from_slice(&payload).unwrap();
-    assert_eq!(
-        parsed["critical"]["image"]["docker-manifest-digest"],
-        index_digest.as_str()
-    );
-    assert_eq!(
-        parsed["critical"]["type"],
-        "cosign container image signature"
-    );
-    let key = factory.get("/oci/cosign/signing-key.pub").await;
-    assert_eq!(key.headers()["content-type"], "application/x-pem-file");
-    let key = key.text().await.unwrap();
-    assert!(key.starts_with("-----BEGIN PUBLIC KEY-----"), "{key}");
-    std::fs::write(work.path().join("key.pem"), key).unwrap();
-    std::fs::write(work.path().join("payload.json"), &payload).unwrap();
-    std::fs::write(
-        work.path().join("signature.b64"),
-        layer["annotations"]["dev.cosignproject.cosign/signature"]
-            .as_str()
-            .unwrap(),
+    verify_cosign_signature(
+        &factory,
+        &format!("installer/{id}"),
+        &index_digest,
+        work.path(),
     )
-    .unwrap();
-    run(Command::new("sh")
-        .args(["-c", "base64 -d signature.b64 > signature.der"])
-        .current_dir(work.path()));
-    let verified = run(Command::new("openssl")
-        .args([
-            "dgst",
-            "-sha256",
-            "-verify",
-            "key.pem",
-            "-signature",
-            "signature.der",
-        ])
-        .arg("payload.json")
-        .current_dir(work.path()));
-    assert!(verified.contains("Verified OK"), "{verified}");
+    .await;
     let unsigned = factory
         .get(&format!(
             "/v2/installer/{id}/manifests/sha256-{}.sig",

@@ -53,6 +53,18 @@ pub enum EngineError {
     Format(#[from] crate::format::FormatError),
     #[error("{what}: {reason}")]
     Json { what: &'static str, reason: String },
+    /// The Secure Boot key or certificate cannot make what is asked of it.
+    #[error("{what}: {source}")]
+    SecureBootKey {
+        what: &'static str,
+        source: crate::sign::secureboot::SecureBootKeyError,
+    },
+    /// A Secure Boot signature could not be made.
+    #[error("{what}: {source}")]
+    Signing {
+        what: &'static str,
+        source: crate::sign::pkcs7::Pkcs7Error,
+    },
 }
 
 impl EngineError {

@@ -102,6 +102,7 @@ impl Factory {
             grub_efi,
             bios,
             meta: request.schematic.customization.meta.clone(),
+            enrollment: self.enrollment(plan).await?,
             mtime: SOURCE_DATE_EPOCH,
         };
         let contained = tokio::task::spawn_blocking(move || {
@@ -157,30 +158,24 @@ impl Factory {
             })
             .collect();
         let payload = self.boot_payload(plan).await?;
-        // From 1.10 the installer carries the UKI and its loader, before the kernel and the
-        // initramfs.
-        let artifacts = if request.version.at_least(1, 10, 0) {
+        // From 1.10, and for Secure Boot, the installer carries the UKI and its loader;
+        // before, the kernel and the initramfs.
+        let boot = if request.version.at_least(1, 10, 0) || plan.secure_boot.is_some() {
             let (uki, sd_boot) = self
                 .uki_with_loader(plan, &payload, uki::RESET_MAINTENANCE)
                 .await?;
-            installer::artifacts(
-                arch,
-                &request.version,
-                sd_boot.into(),
-                uki.into(),
-                Bytes::new(),
-                Bytes::new(),
-            )
+            installer::BootArtifacts::Uki {
+                sd_boot: sd_boot.into(),
+                uki: uki.into(),
+                signed: plan.secure_boot.is_some(),
+            }
         } else {
-            installer::artifacts(
-                arch,
-                &request.version,
-                Bytes::new(),
-                Bytes::new(),
-                payload.kernel.into(),
-                payload.initramfs.into(),
-            )
+            installer::BootArtifacts::Kernel {
+                kernel: payload.kernel.into(),
+                initramfs: payload.initramfs.into(),
+            }
         };
+        let artifacts = installer::artifacts(arch, &request.version, boot);
         Ok(installer::InstallerInputs {
             arch,
             reference: base.to_string(),
@@ -234,6 +229,7 @@ impl Factory {
             uki: uki.into(),
             grub_efi: grub_efi.into(),
             bios,
+            enrollment: self.enrollment(plan).await?,
             mtime: SOURCE_DATE_EPOCH,
         };
         Ok(tokio::task::spawn_blocking(move || iso::build(&inputs)).await??)

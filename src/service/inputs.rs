@@ -5,13 +5,18 @@
 use super::plan::Plan;
 use super::{Factory, ServiceError, refused};
 use crate::engine::EngineError;
+use crate::engine::boot::authenticode;
+use crate::engine::boot::enrollment;
 use crate::engine::boot::grub;
+use crate::engine::boot::loader::Enrollment;
 use crate::engine::boot::uki;
 use crate::engine::initramfs::extension;
 use crate::engine::initramfs::{self, ExtensionSet};
 use crate::error::ErrorKind;
 use crate::profile::Arch;
+use crate::sign::secureboot::SecureBootKeys;
 use crate::source::{FileTree, ImageRef};
+use der::Encode;
 use std::sync::Arc;
 
 /// How many flattened imagers stay in memory.
@@ -89,8 +94,21 @@ impl Factory {
         Ok(BootPayload { kernel, initramfs })
     }
 
+    /// The keys of a Secure Boot plan; `None` for other plans.
+    fn signing_keys(&self, plan: &Plan) -> Result<Option<Arc<SecureBootKeys>>, ServiceError> {
+        if plan.secure_boot.is_none() {
+            return Ok(None);
+        }
+        self.secure_boot
+            .clone()
+            .map(Some)
+            .ok_or(ServiceError::IncompletePlan(
+                "a Secure Boot plan on a factory without keys",
+            ))
+    }
+
     /// The UKI of `plan` (with an extra boot profile for disk images, ISOs and installers)
-    /// and the systemd-boot that loads it.
+    /// and the systemd-boot that loads it, both signed for Secure Boot plans.
     pub(super) async fn uki_with_loader(
         &self,
         plan: &Plan,
@@ -106,10 +124,48 @@ impl Factory {
             )
             .await?;
         let sd_boot = self.imager(plan).await?.sd_boot(plan.request.path.arch)?;
+        let sd_boot = match self.signing_keys(plan)? {
+            Some(keys) => {
+                tokio::task::spawn_blocking(move || {
+                    authenticode::sign(&sd_boot, keys.signer.as_ref())
+                })
+                .await??
+            }
+            None => sd_boot,
+        };
         Ok((uki, sd_boot))
     }
 
-    /// A UKI of the release's stub, the plan's command line and `payload`.
+    /// What the ESP of a Secure Boot plan enrolls: the factory's signing certificate in PK,
+    /// KEK and db (with Microsoft's if the schematic asks), and systemd-boot's mode.
+    pub(super) async fn enrollment(&self, plan: &Plan) -> Result<Option<Enrollment>, ServiceError> {
+        let (Some(keys), Some(secure_boot)) = (self.signing_keys(plan)?, plan.secure_boot.clone())
+        else {
+            return Ok(None);
+        };
+        let include_well_known = secure_boot.include_well_known;
+        let certificate_der =
+            keys.signer
+                .certificate()
+                .to_der()
+                .map_err(|error| EngineError::BrokenFile {
+                    what: "signing certificate",
+                    reason: error.to_string(),
+                })?;
+        let databases =
+            tokio::task::spawn_blocking(move || enrollment::databases(&keys, include_well_known))
+                .await??;
+        Ok(Some(Enrollment {
+            mode: secure_boot.enroll,
+            certificate_der: certificate_der.into(),
+            pk: databases.pk.into(),
+            kek: databases.kek.into(),
+            db: databases.db.into(),
+        }))
+    }
+
+    /// A UKI of the release's stub, the plan's command line and `payload`; for Secure Boot
+    /// with the PCR policy signatures, and signed.
     pub(super) async fn uki(
         &self,
         plan: &Plan,
@@ -123,9 +179,16 @@ impl Factory {
             .install_file(plan.request.path.arch, "systemd-stub.efi")?;
         let version = plan.request.version.clone();
         let cmdline = plan.cmdline.clone();
+        let keys = self.signing_keys(plan)?;
         Ok(tokio::task::spawn_blocking(move || {
             let sections = uki::talos_sections(&version, &cmdline, kernel, initramfs, extra);
-            uki::assemble(&stub, &sections)
+            match keys {
+                Some(keys) => {
+                    let sections = uki::with_pcr_signatures(sections, &stub, &keys.pcr_key)?;
+                    authenticode::sign(&uki::assemble(&stub, &sections)?, keys.signer.as_ref())
+                }
+                None => uki::assemble(&stub, &sections),
+            }
         })
         .await??)
     }

@@ -19,7 +19,7 @@ pub use plan::Plan;
 use crate::config::Config;
 use crate::error::{Classify, ErrorKind};
 use crate::schematic::{Schematic, SchematicError, SchematicId};
-use crate::sign::secureboot::SecureBootKeys;
+use crate::sign::secureboot::{KeyFiles, SecureBootKeys};
 use crate::source::catalog::{CatalogConfig, Catalogs, ExtensionInfo, OverlayInfo};
 use crate::source::layout::OciLayout;
 use crate::source::registry::Registry;
@@ -196,11 +196,14 @@ impl Factory {
         let builds = Arc::new(builds::Builds::open(&config).map_err(|error| error.to_string())?);
         let secure_boot = if config.secure_boot.enabled {
             let files = &config.secure_boot.file;
-            let keys = SecureBootKeys::load(
-                &files.signing_key_path,
-                &files.signing_cert_path,
-                &files.pcr_key_path,
-            )
+            let keys = SecureBootKeys::load(&KeyFiles {
+                signing_key: &files.signing_key_path,
+                signing_cert: &files.signing_cert_path,
+                pcr_key: &files.pcr_key_path,
+                pk_auth: &files.pk_auth_path,
+                kek_auth: &files.kek_auth_path,
+                db_auth: &files.db_auth_path,
+            })
             .map_err(|error| format!("secure boot is enabled, but {error}"))?;
             Some(Arc::new(keys))
         } else {

@@ -5,6 +5,8 @@
 
 use super::{Factory, ServiceError, refused};
 use crate::engine::boot::Bootloader;
+use crate::engine::boot::loader::EnrollKeys;
+use crate::engine::boot::pcr;
 use crate::engine::layout::iso::IsoBoot;
 use crate::engine::layout::output::Output;
 use crate::error::ErrorKind;
@@ -60,6 +62,16 @@ pub struct AssetRequest {
     pub path: PathProfile,
 }
 
+/// How a Secure Boot asset is signed and what its ESP enrolls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecureBootPlan {
+    pub enroll: EnrollKeys,
+    /// Microsoft's KEK and UEFI CA certificates beside the factory's in KEK and db.
+    pub include_well_known: bool,
+    /// SHA-256 of the signing certificate and the PCR public key: new keys, new assets.
+    pub keys: String,
+}
+
 /// What exactly gets built: resolved inputs and the command line.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -76,6 +88,8 @@ pub struct Plan {
     pub output: Option<Output>,
     /// The installer base an installer image extends.
     pub installer_base: Option<ImageRef>,
+    /// Secure Boot assets only.
+    pub secure_boot: Option<SecureBootPlan>,
     pub key: String,
 }
 
@@ -122,6 +136,7 @@ impl Factory {
         let customization = &request.schematic.customization;
         let kind = request.path.kind;
         refuse_unsupported(&request, self.secure_boot.is_some())?;
+        let secure_boot = self.secure_boot_plan(&request)?;
         let (bootloader, output) = match &request.path.image {
             Some(image) => {
                 let bootloader = Bootloader::select(
@@ -173,10 +188,46 @@ impl Factory {
             iso_boot,
             output,
             installer_base,
+            secure_boot,
             key: String::new(),
         };
         plan.key = cache_key(&plan, &self.config.http.external_url);
         Ok(plan)
+    }
+
+    /// The signing of a Secure Boot request; `None` for every other one, whose schematic's
+    /// Secure Boot options are ignored, as upstream ignores them.
+    fn secure_boot_plan(
+        &self,
+        request: &AssetRequest,
+    ) -> Result<Option<SecureBootPlan>, ServiceError> {
+        let Some(keys) = self
+            .secure_boot
+            .as_ref()
+            .filter(|_| request.path.secureboot)
+        else {
+            return Ok(None);
+        };
+        let options = &request.schematic.customization.secureboot;
+        let enroll = EnrollKeys::parse(&options.enroll_keys).ok_or_else(|| {
+            refused(
+                ErrorKind::InvalidInput,
+                format!(
+                    "invalid secureboot.enrollKeys {:?}: if-safe, manual, force or off",
+                    options.enroll_keys
+                ),
+            )
+        })?;
+        let pcr_public = pcr::public_key_pem(&keys.pcr_key)?;
+        let mut hasher = Sha256::new();
+        hasher.update(keys.certificate_pem.as_bytes());
+        hasher.update(b"\0");
+        hasher.update(pcr_public.as_bytes());
+        Ok(Some(SecureBootPlan {
+            enroll,
+            include_well_known: options.include_well_known_certificates,
+            keys: crate::hex::encode(&hasher.finalize()),
+        }))
     }
 
     /// The schematic's official extensions in the version's catalog, pinned by digest.
@@ -240,12 +291,10 @@ fn refuse_unsupported(request: &AssetRequest, has_keys: bool) -> Result<(), Serv
              (secureBoot.enabled with secureBoot.file.signingKeyPath, signingCertPath and pcrKeyPath)",
         ));
     }
-    if request.path.secureboot {
-        // The keys load and sign (engine::boot::authenticode); the signed assets are not
-        // assembled yet.
+    if request.path.secureboot && !version.at_least(1, 5, 0) {
         return Err(refused(
             ErrorKind::InvalidInput,
-            "secure boot assets are not built by this factory yet",
+            format!("secure boot is not supported for Talos version {tag}"),
         ));
     }
     if !matches!(kind, OutputKind::Kernel | OutputKind::Cmdline)
@@ -312,8 +361,8 @@ fn cache_key(plan: &Plan, external_url: &str) -> String {
     // The output container follows from the path, hashed above in full.
     hasher.update(
         format!(
-            "{:?}\0{:?}\0{:?}\0{:?}\0",
-            request.path, plan.bootloader, plan.iso_boot, plan.installer_base
+            "{:?}\0{:?}\0{:?}\0{:?}\0{:?}\0",
+            request.path, plan.bootloader, plan.iso_boot, plan.installer_base, plan.secure_boot
         )
         .as_bytes(),
     );

@@ -2,8 +2,11 @@
 //! digest, signed with ECDSA P-256 over SHA-256 (DER signature, base64 in an annotation).
 //!
 //! A leaf module: keys, payloads, signing and verification, no I/O. [`secureboot`] holds the
-//! RSA signers of Secure Boot.
+//! RSA signers of Secure Boot, [`pkcs7`] the SignedData they make, [`prebuilt`] the check of
+//! operator-supplied enrollment databases.
 
+pub mod pkcs7;
+pub mod prebuilt;
 pub mod secureboot;
 
 use base64::Engine;

@@ -3,6 +3,7 @@
 //! and [`PemSigner`], the signer made from a key file and a certificate file. A KMS or HSM
 //! signer implements the same trait; nothing that signs knows where the key lives.
 
+use super::prebuilt::{PrebuiltDatabases, check_authenticated_write};
 use der::{DecodePem, Encode};
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
@@ -15,6 +16,9 @@ use x509_cert::Certificate;
 const SIGNING_KEY: &str = "secureBoot.file.signingKeyPath";
 const SIGNING_CERT: &str = "secureBoot.file.signingCertPath";
 const PCR_KEY: &str = "secureBoot.file.pcrKeyPath";
+const PK_AUTH: &str = "secureBoot.file.pkAuthPath";
+const KEK_AUTH: &str = "secureBoot.file.kekAuthPath";
+const DB_AUTH: &str = "secureBoot.file.dbAuthPath";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecureBootKeyError {
@@ -39,6 +43,14 @@ pub enum SecureBootKeyError {
     Mismatch,
     #[error("RSA signing failed: {0}")]
     Sign(String),
+    /// Some of the pre-built enrollment databases are configured, not all three.
+    #[error(
+        "{missing} not set, but {set}: the pre-built enrollment databases are all three \
+         or none"
+    )]
+    Incomplete { missing: String, set: String },
+    #[error("not an authenticated EFI variable write of a signature database: {0}")]
+    Database(String),
 }
 
 /// What signs boot binaries: an RSA key that signs SHA-256 digests, and its certificate.
@@ -105,12 +117,26 @@ fn rsa_key(pem: &str) -> Result<RsaPrivateKey, SecureBootKeyError> {
         .map_err(SecureBootKeyError::NotRsa)
 }
 
+/// Where the file provider's keys are; an empty path is a key that is not set. The three
+/// enrollment databases are optional, together.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyFiles<'a> {
+    pub signing_key: &'a Path,
+    pub signing_cert: &'a Path,
+    pub pcr_key: &'a Path,
+    pub pk_auth: &'a Path,
+    pub kek_auth: &'a Path,
+    pub db_auth: &'a Path,
+}
+
 /// The Secure Boot keys of a factory: the signer of boot binaries, its certificate as PEM
-/// (served as it was read), and the PCR policy key.
+/// (served as it was read), the PCR policy key, and the operator's own enrollment databases
+/// if there are any (else they are generated from the signer).
 pub struct SecureBootKeys {
     pub signer: Arc<dyn Signer>,
     pub certificate_pem: String,
     pub pcr_key: RsaPrivateKey,
+    pub prebuilt: Option<PrebuiltDatabases>,
 }
 
 impl std::fmt::Debug for SecureBootKeys {
@@ -119,32 +145,33 @@ impl std::fmt::Debug for SecureBootKeys {
     }
 }
 
+fn unreadable(key: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SecureBootKeyError {
+    move |error| SecureBootKeyError::Unreadable {
+        key,
+        path: path.display().to_string(),
+        reason: error.to_string(),
+    }
+}
+
+fn unusable(key: &'static str) -> impl FnOnce(SecureBootKeyError) -> SecureBootKeyError {
+    move |reason| SecureBootKeyError::Unusable {
+        key,
+        reason: Box::new(reason),
+    }
+}
+
 impl SecureBootKeys {
-    /// Reads the file provider's three files; the error names the configuration key.
-    pub fn load(
-        signing_key: &Path,
-        signing_cert: &Path,
-        pcr_key: &Path,
-    ) -> Result<SecureBootKeys, SecureBootKeyError> {
+    /// Reads the file provider's files; the error names the configuration key.
+    pub fn load(files: &KeyFiles<'_>) -> Result<SecureBootKeys, SecureBootKeyError> {
         let read = |key: &'static str, path: &Path| {
             if path.as_os_str().is_empty() {
                 return Err(SecureBootKeyError::NotSet { key });
             }
-            std::fs::read_to_string(path).map_err(|error| SecureBootKeyError::Unreadable {
-                key,
-                path: path.display().to_string(),
-                reason: error.to_string(),
-            })
+            std::fs::read_to_string(path).map_err(unreadable(key, path))
         };
-        let unusable = |key: &'static str| {
-            move |reason| SecureBootKeyError::Unusable {
-                key,
-                reason: Box::new(reason),
-            }
-        };
-        let key_pem = read(SIGNING_KEY, signing_key)?;
-        let certificate_pem = read(SIGNING_CERT, signing_cert)?;
-        let pcr_pem = read(PCR_KEY, pcr_key)?;
+        let key_pem = read(SIGNING_KEY, files.signing_key)?;
+        let certificate_pem = read(SIGNING_CERT, files.signing_cert)?;
+        let pcr_pem = read(PCR_KEY, files.pcr_key)?;
         // Which file is wrong: the key first, then whether the certificate is its own.
         rsa_key(&key_pem).map_err(unusable(SIGNING_KEY))?;
         let signer =
@@ -154,6 +181,46 @@ impl SecureBootKeys {
             signer: Arc::new(signer),
             certificate_pem,
             pcr_key,
+            prebuilt: load_prebuilt(files)?,
         })
     }
+}
+
+/// The operator's `.auth` files, if all three are configured.
+fn load_prebuilt(files: &KeyFiles<'_>) -> Result<Option<PrebuiltDatabases>, SecureBootKeyError> {
+    let paths = [
+        (PK_AUTH, files.pk_auth),
+        (KEK_AUTH, files.kek_auth),
+        (DB_AUTH, files.db_auth),
+    ];
+    let (set, missing): (Vec<_>, Vec<_>) = paths
+        .iter()
+        .partition(|(_, path)| !path.as_os_str().is_empty());
+    if set.is_empty() {
+        return Ok(None);
+    }
+    if !missing.is_empty() {
+        let names = |keys: &[&(&str, &Path)]| {
+            keys.iter()
+                .map(|(key, _)| *key)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let verb = |keys: &[&(&str, &Path)]| if keys.len() == 1 { "is" } else { "are" };
+        return Err(SecureBootKeyError::Incomplete {
+            missing: format!("{} {}", names(&missing), verb(&missing)),
+            set: format!("{} {}", names(&set), verb(&set)),
+        });
+    }
+    let read = |(key, path): (&'static str, &Path)| {
+        let bytes = std::fs::read(path).map_err(unreadable(key, path))?;
+        check_authenticated_write(&bytes)
+            .map_err(|reason| unusable(key)(SecureBootKeyError::Database(reason)))?;
+        Ok::<_, SecureBootKeyError>(bytes)
+    };
+    Ok(Some(PrebuiltDatabases {
+        pk: read(paths[0])?,
+        kek: read(paths[1])?,
+        db: read(paths[2])?,
+    }))
 }

@@ -7,26 +7,17 @@
 
 use super::pe::{self, DIRECTORY_SECURITY, optional};
 use crate::engine::EngineError;
+use crate::sign::pkcs7::{self, Content, Pkcs7Error, SHA256, SIGNED_DATA, algorithm};
 use crate::sign::secureboot::Signer;
-use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
-use cms::content_info::{CmsVersion, ContentInfo};
-use cms::signed_data::{
-    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
-};
-use der::asn1::{Any, ObjectIdentifier, OctetString, SetOfVec};
+use cms::content_info::ContentInfo;
+use der::asn1::{Any, ObjectIdentifier, OctetString};
 use der::{Decode, Encode, Reader, Sequence};
 use sha2::{Digest, Sha256};
-use x509_cert::attr::Attribute;
 use x509_cert::spki::AlgorithmIdentifierOwned;
 
 const SPC_INDIRECT_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.2.1.4");
 const SPC_PE_IMAGE_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.2.1.15");
 const SPC_SP_OPUS_INFO: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.2.1.12");
-const CONTENT_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.3");
-const MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
-const SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
-const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
-const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 
 /// `SpcPeImageData` as every signing tool writes it: no flags, an empty `SpcLink` file name
 /// (`<<<Obsolete>>>` is not needed by firmware).
@@ -61,17 +52,11 @@ fn der_error(error: der::Error) -> EngineError {
     EngineError::Pe(format!("Authenticode encoding: {error}"))
 }
 
-fn algorithm(oid: ObjectIdentifier) -> AlgorithmIdentifierOwned {
-    AlgorithmIdentifierOwned {
-        oid,
-        parameters: Some(Any::null()),
+fn pkcs7_error(error: Pkcs7Error) -> EngineError {
+    match error {
+        Pkcs7Error::Encoding(reason) => EngineError::Pe(format!("Authenticode encoding: {reason}")),
+        Pkcs7Error::Sign(reason) => EngineError::Pe(format!("Authenticode signature: {reason}")),
     }
-}
-
-fn attribute(oid: ObjectIdentifier, value: Any) -> Result<Attribute, EngineError> {
-    let mut values = SetOfVec::new();
-    values.insert(value).map_err(der_error)?;
-    Ok(Attribute { oid, values })
 }
 
 /// The PKCS#7 SignedData (in its ContentInfo) that signs `digest`, an image's Authenticode hash.
@@ -93,69 +78,24 @@ pub fn signature(digest: &[u8; 32], signer: &dyn Signer) -> Result<Vec<u8>, Engi
     der::Header::decode(&mut reader).map_err(der_error)?;
     let header_len = usize::try_from(reader.position())
         .map_err(|_| EngineError::Pe("Authenticode header length".into()))?;
-    let content_digest = Sha256::digest(&content_der[header_len..]);
+    let content_digest: [u8; 32] = Sha256::digest(&content_der[header_len..]).into();
 
-    let mut signed_attrs = SetOfVec::new();
-    for attr in [
-        attribute(
-            CONTENT_TYPE,
-            Any::encode_from(&SPC_INDIRECT_DATA).map_err(der_error)?,
-        )?,
-        // An empty SpcSpOpusInfo, as sbsign and signtool write it.
-        attribute(
-            SPC_SP_OPUS_INFO,
-            Any::from_der(&[0x30, 0x00]).map_err(der_error)?,
-        )?,
-        attribute(
-            MESSAGE_DIGEST,
-            Any::encode_from(&OctetString::new(content_digest.to_vec()).map_err(der_error)?)
-                .map_err(der_error)?,
-        )?,
-    ] {
-        signed_attrs.insert(attr).map_err(der_error)?;
-    }
-    let attrs_digest: [u8; 32] = Sha256::digest(signed_attrs.to_der().map_err(der_error)?).into();
-    let signature = signer
-        .sign_sha256(&attrs_digest)
-        .map_err(|error| EngineError::Pe(format!("Authenticode signature: {error}")))?;
-
-    let certificate = signer.certificate().clone();
-    let tbs = certificate.tbs_certificate();
-    let signer_info = SignerInfo {
-        version: CmsVersion::V1,
-        sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-            issuer: tbs.issuer().clone(),
-            serial_number: tbs.serial_number().clone(),
-        }),
-        digest_alg: algorithm(SHA256),
-        signed_attrs: Some(signed_attrs),
-        signature_algorithm: algorithm(RSA_ENCRYPTION),
-        signature: OctetString::new(signature).map_err(der_error)?,
-        unsigned_attrs: None,
-    };
-    let mut digest_algorithms = SetOfVec::new();
-    digest_algorithms
-        .insert(algorithm(SHA256))
-        .map_err(der_error)?;
-    let mut certificates = SetOfVec::new();
-    certificates
-        .insert(CertificateChoices::Certificate(certificate))
-        .map_err(der_error)?;
-    let mut signer_infos = SetOfVec::new();
-    signer_infos.insert(signer_info).map_err(der_error)?;
-    let signed_data = SignedData {
-        version: CmsVersion::V1,
-        digest_algorithms,
-        // PKCS#7, not CMS: the content is the SpcIndirectDataContent itself, not an OCTET
-        // STRING holding it.
-        encap_content_info: EncapsulatedContentInfo {
-            econtent_type: SPC_INDIRECT_DATA,
-            econtent: Some(Any::from_der(&content_der).map_err(der_error)?),
+    // An empty SpcSpOpusInfo, as sbsign and signtool write it.
+    let opus_info = pkcs7::attribute(
+        SPC_SP_OPUS_INFO,
+        Any::from_der(&[0x30, 0x00]).map_err(der_error)?,
+    )
+    .map_err(pkcs7_error)?;
+    let signed_data = pkcs7::signed_data(
+        Content {
+            content_type: SPC_INDIRECT_DATA,
+            digest: content_digest,
+            encapsulated: Some(Any::from_der(&content_der).map_err(der_error)?),
         },
-        certificates: Some(CertificateSet(certificates)),
-        crls: None,
-        signer_infos: SignerInfos(signer_infos),
-    };
+        vec![opus_info],
+        signer,
+    )
+    .map_err(pkcs7_error)?;
     ContentInfo {
         content_type: SIGNED_DATA,
         content: Any::encode_from(&signed_data).map_err(der_error)?,

@@ -1,10 +1,14 @@
 //! What boots an image: the bootloader choice and the pieces each bootloader needs (GRUB
-//! images, UKIs over the PE module, the META partition). Layouts put these pieces on file
-//! systems; nothing here knows a partition table.
+//! images, UKIs over the PE module, the META partition, Secure Boot signatures and
+//! enrollment databases). Layouts put these pieces on file systems; nothing here knows a
+//! partition table.
 
 pub mod authenticode;
+pub mod enrollment;
 pub mod grub;
+pub mod loader;
 pub mod meta;
+pub mod pcr;
 pub mod pe;
 pub mod uki;
 
@@ -60,9 +64,6 @@ pub struct BiosGrub {
     pub boot_img: Vec<u8>,
     pub core_img: Vec<u8>,
 }
-
-/// `loader/loader.conf` without Secure Boot key enrollment.
-pub const LOADER_CONF: &str = "# systemd-boot configuration\n\ntimeout 10\n";
 
 #[cfg(test)]
 mod tests {

@@ -1,10 +1,14 @@
 //! Unified kernel images: the release's systemd-stub (a PE32+) with `.osrel`, `.cmdline`,
 //! `.uname`, `.splash`, `.linux`, `.initrd` (and, from Talos 1.10, a `.profile`) sections
-//! appended, laid out as Talos's imager lays them out (no objcopy).
+//! appended, laid out as Talos's imager lays them out (no objcopy). A Secure Boot UKI also
+//! carries the PCR public key and one policy signature per boot profile
+//! ([`with_pcr_signatures`]), and is signed as a whole afterwards.
 
+use super::pcr;
 use super::pe::{self, PeError, SectionHeader, coff, optional as pe_optional};
 use crate::engine::{EngineError, SOURCE_DATE_EPOCH};
 use crate::profile::TalosVersion;
+use rsa::RsaPrivateKey;
 
 /// Where the assembled image's PE signature goes: right after the stub's MS-DOS header.
 const PE_OFFSET: usize = pe::DOS_STUB_SIZE;
@@ -107,6 +111,90 @@ pub fn talos_sections(
         }
     }
     sections
+}
+
+/// The stub's own `.sbat`, which systemd-stub measures: its data cut to the virtual size.
+fn stub_sbat(stub: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+    let parsed = pe::Image::parse(stub).map_err(stub_error)?;
+    let name = SectionHeader::name_bytes(".sbat");
+    let Some(index) = parsed
+        .sections
+        .iter()
+        .position(|header| header.name == name)
+    else {
+        return Ok(None);
+    };
+    let data = parsed.section_data(index).map_err(stub_error)?;
+    let size = (parsed.sections[index].virtual_size as usize).min(data.len());
+    Ok(Some(data[..size].to_vec()))
+}
+
+/// `sections` made into a Secure Boot UKI's (imager.md §7.1, §7.3): `.pcrpkey` before
+/// `.linux`, and a `.pcrsig` after each boot profile, signing what PCR 11 holds once that
+/// profile booted. A profile is measured as the sections before the first `.profile` plus its
+/// own, its `.cmdline` replacing the base one. Before Talos 1.10 there are no profiles and
+/// one `.pcrsig` comes last.
+pub fn with_pcr_signatures(
+    sections: Vec<Section>,
+    stub: &[u8],
+    pcr_key: &RsaPrivateKey,
+) -> Result<Vec<Section>, EngineError> {
+    let sbat = stub_sbat(stub)?;
+    let mut sections = sections;
+    let linux = sections
+        .iter()
+        .position(|section| section.name == ".linux")
+        .unwrap_or(sections.len());
+    sections.insert(
+        linux,
+        Section {
+            name: ".pcrpkey",
+            data: pcr::public_key_pem(pcr_key)?.into_bytes(),
+        },
+    );
+    let first_profile = sections
+        .iter()
+        .position(|section| section.name == ".profile")
+        .unwrap_or(sections.len());
+    let (base, profiles) = sections.split_at(first_profile);
+    let mut measured_base: Vec<(&str, &[u8])> = base
+        .iter()
+        .map(|section| (section.name, section.data.as_slice()))
+        .collect();
+    if let Some(sbat) = &sbat {
+        measured_base.push((".sbat", sbat));
+    }
+    let signature = |measured: &[(&str, &[u8])]| -> Result<Section, EngineError> {
+        Ok(Section {
+            name: ".pcrsig",
+            data: pcr::signature_json(measured, pcr_key)?.into_bytes(),
+        })
+    };
+    let mut out = base.to_vec();
+    if profiles.is_empty() {
+        out.push(signature(&measured_base)?);
+        return Ok(out);
+    }
+    let mut groups: Vec<&[Section]> = Vec::new();
+    let mut start = 0;
+    for index in 1..=profiles.len() {
+        if index == profiles.len() || profiles[index].name == ".profile" {
+            groups.push(&profiles[start..index]);
+            start = index;
+        }
+    }
+    for group in groups {
+        let mut measured = measured_base.clone();
+        for section in group {
+            match measured.iter_mut().find(|(name, _)| *name == section.name) {
+                Some(slot) => slot.1 = &section.data,
+                None => measured.push((section.name, &section.data)),
+            }
+        }
+        out.extend_from_slice(group);
+        out.push(signature(&measured)?);
+    }
+    Ok(out)
 }
 
 /// Appends `sections` to `stub`.

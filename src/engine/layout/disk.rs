@@ -2,7 +2,8 @@
 //! version, and the assembly of GPT, ESP and META into one sparse image.
 
 use crate::engine::EngineError;
-use crate::engine::boot::{BiosGrub, Bootloader, LOADER_CONF, grub, meta};
+use crate::engine::boot::loader::{self, EnrollKeys, Enrollment};
+use crate::engine::boot::{BiosGrub, Bootloader, grub, meta};
 use crate::engine::fs::fat::{self, FatFile, FatOptions};
 use crate::engine::fs::gpt;
 use crate::engine::fs::xfs::{self, XfsDir, XfsFile, XfsOptions};
@@ -62,6 +63,8 @@ pub struct DiskInputs {
     pub bios: Option<BiosGrub>,
     /// The schematic's META values; the layout adds its own.
     pub meta: Vec<MetaValue>,
+    /// Secure Boot: the keys systemd-boot enrolls, and how (none when the mode is `off`).
+    pub enrollment: Option<Enrollment>,
     /// Unix time of every file.
     pub mtime: u32,
 }
@@ -76,6 +79,12 @@ fn efi_name(arch: Arch) -> &'static str {
 /// The ESP: systemd-boot and the UKI, or GRUB's EFI application.
 fn esp(disk: &DiskInputs, size: u64) -> Result<SparseImage, EngineError> {
     let loader = format!("EFI/boot/{}", efi_name(disk.arch));
+    // A disk enrolls nothing, and says nothing about it, when the mode is off.
+    let enrollment = disk
+        .enrollment
+        .as_ref()
+        .filter(|enrollment| enrollment.mode != EnrollKeys::Off);
+    let enroll = enrollment.map(|enrollment| enrollment.mode);
     let files = match disk.bootloader {
         Bootloader::Grub => vec![FatFile {
             path: loader,
@@ -83,26 +92,42 @@ fn esp(disk: &DiskInputs, size: u64) -> Result<SparseImage, EngineError> {
             packed: false,
             read_only: false,
         }],
-        Bootloader::SdBoot | Bootloader::DualBoot => vec![
-            FatFile {
-                path: loader,
-                bytes: disk.sd_boot.clone(),
-                packed: false,
-                read_only: false,
-            },
-            FatFile {
-                path: format!("EFI/Linux/Talos-{}.efi", disk.version.tag()),
-                bytes: disk.uki.clone(),
-                packed: true,
-                read_only: false,
-            },
-            FatFile {
-                path: "loader/loader.conf".into(),
-                bytes: Bytes::from_static(LOADER_CONF.as_bytes()),
-                packed: false,
-                read_only: false,
-            },
-        ],
+        Bootloader::SdBoot | Bootloader::DualBoot => {
+            let mut files = vec![
+                FatFile {
+                    path: loader,
+                    bytes: disk.sd_boot.clone(),
+                    packed: false,
+                    read_only: false,
+                },
+                FatFile {
+                    path: format!("EFI/Linux/Talos-{}.efi", disk.version.tag()),
+                    bytes: disk.uki.clone(),
+                    packed: true,
+                    read_only: false,
+                },
+                FatFile {
+                    path: "loader/loader.conf".into(),
+                    bytes: Bytes::from(loader::loader_conf(enroll).into_bytes()),
+                    packed: false,
+                    read_only: false,
+                },
+            ];
+            if let Some(enrollment) = enrollment {
+                files.extend(
+                    enrollment
+                        .key_files()
+                        .into_iter()
+                        .map(|(path, bytes)| FatFile {
+                            path,
+                            bytes,
+                            packed: false,
+                            read_only: false,
+                        }),
+                );
+            }
+            files
+        }
     };
     fat::build(
         &FatOptions {

@@ -37,27 +37,43 @@ pub struct InstallerInputs {
     pub created: i64,
 }
 
-/// The boot artifacts an installer carries: systemd-boot and the UKI from Talos 1.10, the
-/// kernel and initramfs before.
-pub fn artifacts(
-    arch: Arch,
-    version: &TalosVersion,
-    sd_boot: Bytes,
-    uki: Bytes,
-    kernel: Bytes,
-    initramfs: Bytes,
-) -> Vec<(String, Bytes)> {
+/// What boots the installed system.
+#[derive(Debug, Clone)]
+pub enum BootArtifacts {
+    /// systemd-boot and the UKI (from Talos 1.10, and every Secure Boot installer).
+    Uki {
+        sd_boot: Bytes,
+        uki: Bytes,
+        signed: bool,
+    },
+    /// The kernel and the initramfs (GRUB installers before 1.10).
+    Kernel { kernel: Bytes, initramfs: Bytes },
+}
+
+/// The files of the artifacts layer. A signed UKI before Talos 1.10 keeps the imager's
+/// `.signed` name, which those installers look for.
+pub fn artifacts(arch: Arch, version: &TalosVersion, boot: BootArtifacts) -> Vec<(String, Bytes)> {
     let dir = format!("usr/install/{arch}");
-    if version.at_least(1, 10, 0) {
-        vec![
-            (format!("{dir}/systemd-boot.efi"), sd_boot),
-            (format!("{dir}/vmlinuz.efi"), uki),
-        ]
-    } else {
-        vec![
+    match boot {
+        BootArtifacts::Uki {
+            sd_boot,
+            uki,
+            signed,
+        } => {
+            let uki_name = if signed && !version.at_least(1, 10, 0) {
+                "vmlinuz.efi.signed"
+            } else {
+                "vmlinuz.efi"
+            };
+            vec![
+                (format!("{dir}/systemd-boot.efi"), sd_boot),
+                (format!("{dir}/{uki_name}"), uki),
+            ]
+        }
+        BootArtifacts::Kernel { kernel, initramfs } => vec![
             (format!("{dir}/initramfs.xz"), initramfs),
             (format!("{dir}/vmlinuz"), kernel),
-        ]
+        ],
     }
 }
 
@@ -216,30 +232,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn artifacts_follow_the_version() {
+    fn artifacts_follow_the_boot_and_the_version() {
         let v = |minor| TalosVersion::new(semver::Version::new(1, minor, 0));
-        let names = |minor| {
-            artifacts(
-                Arch::Arm64,
-                &v(minor),
-                Bytes::new(),
-                Bytes::new(),
-                Bytes::new(),
-                Bytes::new(),
-            )
-            .into_iter()
-            .map(|(name, _)| name)
-            .collect::<Vec<_>>()
+        let uki = |signed| BootArtifacts::Uki {
+            sd_boot: Bytes::new(),
+            uki: Bytes::new(),
+            signed,
         };
+        let names = |minor, boot| {
+            artifacts(Arch::Arm64, &v(minor), boot)
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect::<Vec<_>>()
+        };
+        let uki_names = [
+            "usr/install/arm64/systemd-boot.efi",
+            "usr/install/arm64/vmlinuz.efi",
+        ];
+        assert_eq!(names(12, uki(false)), uki_names);
+        assert_eq!(names(12, uki(true)), uki_names);
         assert_eq!(
-            names(12),
+            names(9, uki(true)),
             [
                 "usr/install/arm64/systemd-boot.efi",
-                "usr/install/arm64/vmlinuz.efi"
+                "usr/install/arm64/vmlinuz.efi.signed"
             ]
         );
+        let kernel = BootArtifacts::Kernel {
+            kernel: Bytes::new(),
+            initramfs: Bytes::new(),
+        };
         assert_eq!(
-            names(9),
+            names(9, kernel),
             [
                 "usr/install/arm64/initramfs.xz",
                 "usr/install/arm64/vmlinuz"

@@ -2,7 +2,8 @@
 //! an appended ESP and, on the hybrid ISO, BIOS through GRUB, from a CD or written to a disk.
 
 use crate::engine::EngineError;
-use crate::engine::boot::{Bootloader, LOADER_CONF, grub};
+use crate::engine::boot::loader::{self, EnrollKeys, Enrollment};
+use crate::engine::boot::{Bootloader, grub};
 use crate::engine::fs::fat::{self, FatFile, FatOptions};
 use crate::engine::fs::gpt;
 use crate::engine::fs::iso9660::eltorito::{self, CatalogEntry, Platform};
@@ -84,6 +85,8 @@ pub struct IsoInputs {
     pub grub_efi: Bytes,
     /// GRUB for BIOS: required for hybrid ISOs and amd64 GRUB ISOs.
     pub bios: Option<BiosEltorito>,
+    /// Secure Boot (UEFI-only ISOs): the keys systemd-boot enrolls, and how.
+    pub enrollment: Option<Enrollment>,
     /// Unix time of every file and of the volume.
     pub mtime: u32,
 }
@@ -117,9 +120,10 @@ pub fn volume_id(version: &str) -> String {
         .collect()
 }
 
-/// `loader/loader.conf` on an ISO, which never enrolls Secure Boot keys.
-pub fn loader_conf() -> String {
-    format!("{LOADER_CONF}\nsecure-boot-enroll off\n")
+/// `loader/loader.conf` on an ISO: always a `secure-boot-enroll` line, `off` without Secure
+/// Boot.
+pub fn loader_conf(enrollment: Option<&Enrollment>) -> String {
+    loader::loader_conf(Some(enrollment.map_or(EnrollKeys::Off, |keys| keys.mode)))
 }
 
 fn efi_loader_name(arch: Arch) -> &'static str {
@@ -139,7 +143,7 @@ fn uefi_files(iso: &IsoInputs) -> Vec<(String, Bytes, bool, bool)> {
             false,
         )];
     }
-    vec![
+    let mut files = vec![
         (
             efi_loader_name(iso.arch).into(),
             iso.sd_boot.clone(),
@@ -154,7 +158,7 @@ fn uefi_files(iso: &IsoInputs) -> Vec<(String, Bytes, bool, bool)> {
         ),
         (
             "loader/loader.conf".into(),
-            Bytes::from(loader_conf().into_bytes()),
+            Bytes::from(loader_conf(iso.enrollment.as_ref()).into_bytes()),
             false,
             false,
         ),
@@ -165,7 +169,15 @@ fn uefi_files(iso: &IsoInputs) -> Vec<(String, Bytes, bool, bool)> {
             false,
             true,
         ),
-    ]
+    ];
+    if let Some(enrollment) = &iso.enrollment {
+        let (path, bytes) = enrollment.certificate_file();
+        files.push((path, bytes, false, false));
+        for (path, bytes) in enrollment.key_files() {
+            files.push((path, bytes, false, false));
+        }
+    }
+    files
 }
 
 /// `efiboot.img` of imager.md §6.4: 10 MiB plus sd-boot and the UKI (or GRUB) rounded up to
