@@ -96,14 +96,46 @@ pub struct Components {
     pub talosctl: String,
 }
 
-/// Source images must carry a cosign signature made with one of these keys.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// How source images are checked (upstream's `containerSignature.*`): by public key, keyless
+/// (a Sigstore certificate whose identity matches), or both; any one set that passes is
+/// enough.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct ContainerSignatureConfig {
-    /// PEM file with one or more ECDSA P-256 public keys.
+    /// PEM file with one or more public keys (ECDSA P-256/P-384, RSA, Ed25519); empty: no
+    /// key check.
     pub public_key_file: PathBuf,
+    /// The hash the key signatures are made with: sha224, sha256, sha384 or sha512.
+    pub public_key_hash_algo: String,
+    /// Keyless: the certificate's identity (email or URI) must match; empty: no keyless check.
+    pub subject_reg_exp: String,
+    /// Keyless: the OIDC issuer the certificate names, exactly...
+    pub issuer: String,
+    /// ...or matching this expression, which wins when set.
+    pub issuer_reg_exp: String,
+    /// Keyless: a Sigstore `trusted_root.json` to trust instead of the embedded public-good
+    /// one.
+    pub trusted_root_file: PathBuf,
     /// Switch verification off (never implied by a missing key).
     pub disabled: bool,
+}
+
+/// The identities that sign Talos releases.
+pub const DEFAULT_SUBJECT_REG_EXP: &str =
+    r"(@siderolabs\.com$|^releasemgr-svc@talos-production\.iam\.gserviceaccount\.com$)";
+
+impl Default for ContainerSignatureConfig {
+    fn default() -> Self {
+        ContainerSignatureConfig {
+            public_key_file: PathBuf::new(),
+            public_key_hash_algo: "sha256".into(),
+            subject_reg_exp: DEFAULT_SUBJECT_REG_EXP.into(),
+            issuer: "https://accounts.google.com".into(),
+            issuer_reg_exp: String::new(),
+            trusted_root_file: PathBuf::new(),
+            disabled: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

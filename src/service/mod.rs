@@ -142,19 +142,10 @@ pub fn images_from_config(config: &Config) -> Result<Images, String> {
     } else {
         Source::Layout(OciLayout::open(&artifacts.oci_layout).map_err(|error| error.to_string())?)
     };
-    let signature = &config.container_signature;
-    let verifier = if signature.disabled {
+    let verifier = Verifier::from_config(&config.container_signature)?;
+    if matches!(verifier, Verifier::Disabled) {
         tracing::warn!("signature verification of source images is disabled by configuration");
-        Verifier::Disabled
-    } else if signature.public_key_file.as_os_str().is_empty() {
-        return Err(
-            "containerSignature.publicKeyFile is required to verify source images \
-             (set containerSignature.disabled: true to switch verification off)"
-                .into(),
-        );
-    } else {
-        Verifier::from_pem_file(&signature.public_key_file)?
-    };
+    }
     Ok(Images::new(source, verifier))
 }
 

@@ -7,16 +7,18 @@
 
 pub mod pkcs7;
 pub mod prebuilt;
+pub mod public_key;
 pub mod secureboot;
+pub mod sigstore;
+
+pub use public_key::{HashAlgorithm, VerifyingKey};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use p256::ecdsa::signature::{Signer, Verifier};
-use p256::ecdsa::{DerSignature, Signature};
+use p256::ecdsa::Signature;
+use p256::ecdsa::signature::Signer;
 use p256::elliptic_curve::Generate;
-use p256::pkcs8::{
-    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
-};
+use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use serde::{Deserialize, Serialize};
 
 /// Media type of the payload layer of a cosign signature manifest.
@@ -76,39 +78,7 @@ impl SigningKey {
     }
 
     pub fn verifying_key(&self) -> VerifyingKey {
-        VerifyingKey(*self.0.verifying_key())
-    }
-}
-
-/// A public key that signatures are checked against.
-#[derive(Clone, PartialEq, Eq)]
-pub struct VerifyingKey(p256::ecdsa::VerifyingKey);
-
-impl std::fmt::Debug for VerifyingKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("VerifyingKey(P-256)")
-    }
-}
-
-impl VerifyingKey {
-    /// Reads a PKIX `PUBLIC KEY` PEM.
-    pub fn from_pem(pem: &str) -> Result<VerifyingKey, SignError> {
-        p256::ecdsa::VerifyingKey::from_public_key_pem(pem)
-            .map(VerifyingKey)
-            .map_err(|error| SignError::PublicKey(error.to_string()))
-    }
-
-    pub fn to_pem(&self) -> String {
-        self.0.to_public_key_pem(LineEnding::LF).unwrap_or_default()
-    }
-
-    /// Checks a DER (or fixed-size raw) signature of `message`.
-    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        let signature = DerSignature::try_from(signature)
-            .ok()
-            .and_then(|der| Signature::from_der(der.as_bytes()).ok())
-            .or_else(|| Signature::from_slice(signature).ok());
-        signature.is_some_and(|signature| self.0.verify(message, &signature).is_ok())
+        VerifyingKey::from_p256(*self.0.verifying_key())
     }
 }
 

@@ -131,6 +131,7 @@ impl LayoutWriter {
             digest,
             size: bytes.len() as u64,
             platform: None,
+            artifact_type: None,
             annotations: BTreeMap::new(),
         })
     }

@@ -12,7 +12,7 @@ pub mod verify;
 
 pub use flatten::{Entry, FileTree};
 pub use reference::ImageRef;
-pub use verify::Verifier;
+pub use verify::{CheckKind, Verified, Verifier};
 
 use crate::error::{Classify, ErrorKind};
 use oci::Digest;
@@ -106,6 +106,37 @@ impl Source {
         match self {
             Source::Registry(registry) => registry.blob(image, digest).await,
             Source::Layout(layout) => layout.blob(digest),
+        }
+    }
+
+    /// The manifests that name `digest` of `image`'s repository as their subject, as the
+    /// OCI 1.1 referrers API lists them, falling back to the referrers tag schema (an index
+    /// tagged `sha256-<hex>`), which is also how an OCI layout holds them. No referrers is
+    /// an empty list, not an error.
+    pub async fn referrers(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+    ) -> Result<Vec<oci::Descriptor>, SourceError> {
+        if let Source::Registry(registry) = self {
+            return registry.referrers(image, digest).await;
+        }
+        let tag_ref = ImageRef {
+            tag: Some(format!("sha256-{}", digest.hex())),
+            digest: None,
+            ..image.clone()
+        };
+        let bytes = match self.manifest(&tag_ref).await {
+            Ok((bytes, _)) => bytes,
+            Err(SourceError::NotFound(_)) => return Ok(Vec::new()),
+            Err(other) => return Err(other),
+        };
+        match oci::ManifestKind::parse(&bytes) {
+            Ok(oci::ManifestKind::Index(index)) => Ok(index.manifests),
+            Ok(oci::ManifestKind::Image(_)) => Err(SourceError::Invalid(format!(
+                "{tag_ref}: the referrers tag holds an image manifest, not an index"
+            ))),
+            Err(error) => Err(SourceError::Invalid(format!("{tag_ref}: {error}"))),
         }
     }
 

@@ -2,7 +2,7 @@
 //! or with Docker-config credentials; plain HTTP only for registries configured insecure.
 
 use super::SourceError;
-use super::oci::{ACCEPTED_MANIFESTS, Digest};
+use super::oci::{ACCEPTED_MANIFESTS, Descriptor, Digest};
 use super::reference::ImageRef;
 use base64::Engine;
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -91,6 +91,29 @@ impl Registry {
             });
         }
         Ok(bytes)
+    }
+
+    /// The referrers of `digest` (the API first, then the tag schema, as `oci-client` does).
+    pub async fn referrers(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+    ) -> Result<Vec<Descriptor>, SourceError> {
+        let auth = credentials(&image.registry);
+        let subject = image.with_digest(digest.clone());
+        self.client
+            .store_auth_if_needed(&image.registry, &auth)
+            .await;
+        let index = self
+            .client
+            .pull_referrers(&Self::reference(&subject), None)
+            .await
+            .map_err(|error| classify(&subject, error))?;
+        // Re-read through our own types, which check every digest.
+        let json = serde_json::to_vec(&index.manifests)
+            .map_err(|error| SourceError::Invalid(format!("referrers of {subject}: {error}")))?;
+        serde_json::from_slice(&json)
+            .map_err(|error| SourceError::Invalid(format!("referrers of {subject}: {error}")))
     }
 
     /// All tags of `image`'s repository.
