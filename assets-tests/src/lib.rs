@@ -16,6 +16,23 @@ pub fn workspace() -> PathBuf {
 }
 
 /// `fixtures/release`, which `cargo xtask fixtures` (run by `make test`) generates.
+/// The `image-factory` binary of this workspace, built if it is not yet (a test of another
+/// package does not get `CARGO_BIN_EXE_*`).
+pub fn factory_binary() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(Command::new(cargo).current_dir(workspace()).args([
+        "build",
+        "--quiet",
+        "--locked",
+        "--bin",
+        "image-factory",
+    ]));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    target.join("debug/image-factory")
+}
+
 pub fn fixture_release() -> PathBuf {
     let release = workspace().join("fixtures/release");
     assert!(
@@ -120,6 +137,10 @@ impl LocalRegistry {
             let (_, path) = reference
                 .split_once('/')
                 .expect("references name a registry");
+            if is_referrers_tag(path) {
+                self.push_referrers_index(layout, reference, path);
+                continue;
+            }
             run(Command::new("skopeo").args([
                 "--insecure-policy",
                 "copy",
@@ -132,6 +153,125 @@ impl LocalRegistry {
             ]));
         }
     }
+}
+
+/// `name:sha256-<hex>`: the referrers tag schema's index (not a `.sig` tag).
+fn is_referrers_tag(path: &str) -> bool {
+    path.rsplit_once(':').is_some_and(|(_, tag)| {
+        tag.strip_prefix("sha256-")
+            .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    })
+}
+
+impl LocalRegistry {
+    /// Pushes a referrers index and the artifact manifests it lists through the registry's
+    /// HTTP API, byte for byte (Debian's skopeo rewrites an index whose entries carry
+    /// `artifactType`, which `--preserve-digests` forbids).
+    fn push_referrers_index(&self, layout: &Path, reference: &str, path: &str) {
+        let (repository, tag) = path.rsplit_once(':').expect("a tag");
+        let blob = |digest: &str| {
+            layout
+                .join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:"))
+        };
+        let index_digest =
+            layout_tag_digest(layout, reference).expect("the referrers tag is in the layout");
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(blob(&index_digest)).expect("index blob"))
+                .expect("JSON");
+        for entry in index["manifests"].as_array().expect("manifests") {
+            let digest = entry["digest"].as_str().expect("a digest");
+            let manifest: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(blob(digest)).expect("manifest blob"))
+                    .expect("JSON");
+            let mut blobs = vec![
+                manifest["config"]["digest"]
+                    .as_str()
+                    .expect("config")
+                    .to_string(),
+            ];
+            for layer in manifest["layers"].as_array().into_iter().flatten() {
+                blobs.push(layer["digest"].as_str().expect("layer").to_string());
+            }
+            for digest in blobs {
+                self.put_blob(repository, &digest, &blob(&digest));
+            }
+            self.put_manifest(
+                repository,
+                digest,
+                entry["mediaType"].as_str().expect("type"),
+                &blob(digest),
+            );
+        }
+        let media_type = index["mediaType"].as_str().expect("type");
+        self.put_manifest(repository, tag, media_type, &blob(&index_digest));
+    }
+
+    /// A two-step upload (distribution 2.8 does not finish a monolithic POST).
+    fn put_blob(&self, repository: &str, digest: &str, file: &Path) {
+        let started = Command::new("curl")
+            .args([
+                "-fsS",
+                "-o",
+                "/dev/null",
+                "-X",
+                "POST",
+                "-w",
+                "%header{location}",
+                &format!("http://{}/v2/{repository}/blobs/uploads/", self.address),
+            ])
+            .output()
+            .expect("curl runs");
+        assert!(started.status.success(), "starting an upload of {digest}");
+        let location = String::from_utf8(started.stdout).expect("a URL");
+        let location = if location.starts_with('/') {
+            format!("http://{}{location}", self.address)
+        } else {
+            location
+        };
+        let separator = if location.contains('?') { '&' } else { '?' };
+        run(Command::new("curl").args([
+            "-fsS",
+            "-o",
+            "/dev/null",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            &format!("@{}", file.display()),
+            &format!("{location}{separator}digest={digest}"),
+        ]));
+    }
+
+    fn put_manifest(&self, repository: &str, reference: &str, media_type: &str, file: &Path) {
+        run(Command::new("curl").args([
+            "-fsS",
+            "-o",
+            "/dev/null",
+            "-X",
+            "PUT",
+            "-H",
+            &format!("Content-Type: {media_type}"),
+            "--data-binary",
+            &format!("@{}", file.display()),
+            &format!(
+                "http://{}/v2/{repository}/manifests/{reference}",
+                self.address
+            ),
+        ]));
+    }
+}
+
+/// The digest `reference` names in the layout's `index.json`.
+fn layout_tag_digest(layout: &Path, reference: &str) -> Option<String> {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).ok()?).ok()?;
+    index["manifests"].as_array()?.iter().find_map(|entry| {
+        (entry["annotations"]["org.opencontainers.image.ref.name"].as_str() == Some(reference))
+            .then(|| entry["digest"].as_str().map(str::to_string))
+            .flatten()
+    })
 }
 
 impl Drop for LocalRegistry {

@@ -1,7 +1,9 @@
-//! The command line: `serve` runs the factory; `schematic id|canonical` compute a
-//! schematic's ID and canonical form offline.
+//! The command line: `serve` runs the factory, `build` builds one asset, `mirror` fills an
+//! OCI layout for an air-gapped site; `schematic id|canonical` compute a schematic's ID
+//! and canonical form offline.
 
 mod build;
+mod mirror;
 
 use crate::config::{self, Config};
 use crate::frontend;
@@ -45,6 +47,9 @@ enum Command {
     },
     /// Build one asset without a server, as `GET /image/<schematic>/<version>/<PATH>` would.
     Build(build::BuildArgs),
+    /// Copy the images some Talos versions need (signatures included) into an OCI layout,
+    /// for an air-gapped factory's artifacts.ociLayout.
+    Mirror(mirror::MirrorArgs),
     /// Work with schematic documents offline.
     Schematic {
         #[command(subcommand)]
@@ -91,6 +96,7 @@ pub fn main() -> ExitCode {
         } => serve(configs, listen, state_dir),
         Command::Schematic { command } => schematic(command),
         Command::Build(args) => build::run(args),
+        Command::Mirror(args) => mirror::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

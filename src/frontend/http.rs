@@ -45,6 +45,8 @@ pub fn router(factory: Factory) -> Router {
         .route("/versions", get(versions))
         .route("/version/{version}/extensions/official", get(extensions))
         .route("/version/{version}/overlays/official", get(overlays))
+        .route("/talosctl/{version}", get(talosctl_urls))
+        .route("/talosctl/{version}/{name}", get(talosctl_binary))
         .route("/image/{schematic}/{version}/{path}", get(assets::image))
         .route("/pxe/{schematic}/{version}/{path}", get(assets::pxe))
         .route("/oci/cosign/signing-key.pub", get(registry::signing_key))
@@ -215,4 +217,33 @@ async fn overlays(
     Path(version): Path<String>,
 ) -> Result<Response, ApiError> {
     Ok(json_list(&*factory.overlays(&version).await?))
+}
+
+async fn talosctl_urls(
+    State(factory): State<Factory>,
+    Path(version): Path<String>,
+) -> Result<Response, ApiError> {
+    let urls = factory.talosctl_urls(&version).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        json::encode_line(&urls),
+    )
+        .into_response())
+}
+
+/// A talosctl binary (`HEAD` answers the same headers without the body).
+async fn talosctl_binary(
+    State(factory): State<Factory>,
+    Path((version, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let binary = factory.talosctl_binary(&version, &name).await?;
+    let body = crate::service::delivery::read_range(&binary.path, 0, binary.size).await?;
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, binary.size)
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        )
+        .body(Body::from_stream(body))?)
 }

@@ -10,8 +10,10 @@ pub mod builds;
 pub mod checksums;
 pub mod delivery;
 mod inputs;
+pub mod mirror;
 pub mod plan;
 pub mod registry;
+pub mod talosctl;
 
 pub use delivery::{Delivery, GrowingAsset};
 pub use plan::Plan;
@@ -39,6 +41,8 @@ pub struct Factory {
     pub builds: Arc<builds::Builds>,
     /// Loaded at start-up when `secureBoot.enabled` is set.
     pub secure_boot: Option<Arc<SecureBootKeys>>,
+    /// One `talosctl-all` extraction at a time.
+    talosctl_extraction: Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +211,7 @@ impl Factory {
             catalogs,
             builds,
             secure_boot,
+            talosctl_extraction: Arc::default(),
         })
     }
 

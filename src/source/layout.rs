@@ -118,6 +118,22 @@ impl LayoutWriter {
         })
     }
 
+    /// Continues the layout in `root`: blobs and the names of its `index.json`, if any, are
+    /// kept (a mirror run that was cut off picks up where it stopped).
+    pub fn resume(root: &Path) -> Result<LayoutWriter, SourceError> {
+        let mut writer = LayoutWriter::create(root)?;
+        if root.join("index.json").is_file() {
+            writer.names = OciLayout::open(root)?.names;
+        }
+        Ok(writer)
+    }
+
+    /// Whether the blob `digest` is stored, with content matching the digest.
+    pub fn contains(&self, digest: &Digest) -> bool {
+        let path = self.root.join("blobs").join("sha256").join(digest.hex());
+        fs::read(&path).is_ok_and(|existing| digest.matches(&existing))
+    }
+
     /// Stores `bytes` as a blob and returns its descriptor.
     pub fn put_blob(&mut self, media_type: &str, bytes: &[u8]) -> Result<Descriptor, SourceError> {
         let digest = Digest::of(bytes);
@@ -148,17 +164,22 @@ impl LayoutWriter {
 
     /// Writes `oci-layout` and `index.json` (entries sorted by name, so output is stable).
     pub fn finish(self) -> Result<PathBuf, SourceError> {
+        self.flush()?;
+        Ok(self.root)
+    }
+
+    /// Writes `oci-layout` and `index.json` as they stand, and goes on.
+    pub fn flush(&self) -> Result<(), SourceError> {
         let index = Index {
             schema_version: 2,
             media_type: Some(INDEX.to_string()),
-            manifests: self.names.into_values().collect(),
+            manifests: self.names.values().cloned().collect(),
             annotations: BTreeMap::new(),
         };
         let bytes = serde_json::to_vec_pretty(&index)
             .map_err(|error| SourceError::Invalid(error.to_string()))?;
         write_atomically(&self.root.join("oci-layout"), LAYOUT_FILE.as_bytes())?;
-        write_atomically(&self.root.join("index.json"), &bytes)?;
-        Ok(self.root)
+        write_atomically(&self.root.join("index.json"), &bytes)
     }
 }
 

@@ -1,0 +1,293 @@
+//! `image-factory mirror`: copies what the factory needs for some Talos versions from its
+//! configured source into an OCI layout, for an air-gapped site to serve with
+//! `artifacts.ociLayout`. Per version: the imager, installer base, extension and overlay
+//! catalogs, every catalog entry's image and `talosctl-all`; per manifest, its `.sig` tag
+//! and its referrers (Sigstore bundles). Every image's signature is checked before it is
+//! written, every blob against its digest; blobs already in the layout are not fetched
+//! again, and the index is written after each image, so a cut-off run resumes.
+
+use super::{Factory, ServiceError};
+use crate::source::layout::LayoutWriter;
+use crate::source::oci::{self, Descriptor, Digest, ManifestKind};
+use crate::source::{ImageRef, SourceError};
+use crate::version::{parse_strict, tag_of};
+use semver::Version;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// What to mirror.
+#[derive(Debug, Clone)]
+pub struct MirrorOptions {
+    /// Talos versions (`v1.12.0`); empty: every version the source offers.
+    pub versions: Vec<String>,
+    /// The registry name images get in the layout: the `artifacts.core.registry` of the
+    /// factory that will serve it.
+    pub name_registry: String,
+}
+
+/// Something the mirror is doing, for a progress display.
+#[derive(Debug, Clone, Copy)]
+pub enum MirrorEvent<'a> {
+    /// Copying this image (a tag or digest reference at the source).
+    Image(&'a str),
+    /// A blob of this size was copied (`true`) or found already present (`false`).
+    Blob { size: u64, copied: bool },
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MirrorReport {
+    pub images: usize,
+    pub signatures: usize,
+    pub blobs_copied: usize,
+    pub bytes_copied: u64,
+    pub blobs_present: usize,
+}
+
+struct Run<'a> {
+    factory: &'a Factory,
+    layout: LayoutWriter,
+    options: &'a MirrorOptions,
+    progress: &'a (dyn Fn(MirrorEvent<'_>) + Sync),
+    report: MirrorReport,
+    /// Manifests already copied in this run with their signatures.
+    done: BTreeSet<Digest>,
+}
+
+impl Factory {
+    /// Mirrors into the OCI layout at `output` (created or resumed).
+    pub async fn mirror(
+        &self,
+        output: &Path,
+        options: &MirrorOptions,
+        progress: &(dyn Fn(MirrorEvent<'_>) + Sync),
+    ) -> Result<MirrorReport, ServiceError> {
+        let versions: Vec<Version> = if options.versions.is_empty() {
+            self.catalogs.versions().await?.to_vec()
+        } else {
+            let mut versions = Vec::new();
+            for text in &options.versions {
+                let version = parse_strict(text).map_err(ServiceError::MalformedVersion)?;
+                self.catalogs.require_available(&version).await?;
+                versions.push(version);
+            }
+            versions
+        };
+        let mut run = Run {
+            factory: self,
+            layout: LayoutWriter::resume(output)?,
+            options,
+            progress,
+            report: MirrorReport::default(),
+            done: BTreeSet::new(),
+        };
+        for version in &versions {
+            run.version(version).await?;
+        }
+        run.layout.finish()?;
+        Ok(run.report)
+    }
+}
+
+impl Run<'_> {
+    async fn version(&mut self, version: &Version) -> Result<(), ServiceError> {
+        let components = &self.factory.config.artifacts.core.components;
+        let tag = tag_of(version);
+        let core = |repository: &str| self.factory.catalogs.core_image(repository, &tag);
+        let mut required = vec![
+            core(&components.imager),
+            core(&components.extension_manifest),
+        ];
+        if *version >= Version::new(1, 7, 0) {
+            required.push(core(&components.overlay_manifest));
+        }
+        required.push(if *version >= Version::new(1, 10, 0) {
+            core(&components.installer_base)
+        } else {
+            core(&components.installer)
+        });
+        for image in &required {
+            self.image(image).await?;
+        }
+        if *version >= Version::new(1, 11, 0) {
+            match self.image(&core(&components.talosctl)).await {
+                Err(ServiceError::Source(SourceError::NotFound(_))) => {}
+                other => other?,
+            }
+        }
+        for extension in self.factory.catalogs.extensions(version).await?.iter() {
+            let image = ImageRef::parse(&extension.reference)
+                .map_err(SourceError::Invalid)?
+                .with_tag_and_digest(&extension.digest)?;
+            self.image(&image).await?;
+        }
+        for overlay in self.factory.catalogs.overlays(version).await?.iter() {
+            let named = ImageRef::parse(&overlay.reference).map_err(SourceError::Invalid)?;
+            let image = ImageRef {
+                registry: self.factory.catalogs.config().registry.clone(),
+                repository: overlay.image.clone(),
+                tag: named.tag,
+                digest: None,
+            }
+            .with_tag_and_digest(&overlay.digest)?;
+            self.image(&image).await?;
+        }
+        Ok(())
+    }
+
+    /// Copies `image` (verified), its signatures, and names it in the layout by its tag.
+    async fn image(&mut self, image: &ImageRef) -> Result<(), ServiceError> {
+        (self.progress)(MirrorEvent::Image(&image.to_string()));
+        let images = &self.factory.images;
+        let (bytes, digest) = images.source.manifest(image).await?;
+        images
+            .verifier
+            .verify(&images.source, image, &digest)
+            .await?;
+        let descriptor = self.manifest(image, &bytes, &digest, true).await?;
+        if let Some(tag) = &image.tag {
+            self.layout.tag(&self.layout_name(image, tag), &descriptor);
+        }
+        self.report.images += 1;
+        self.layout.flush()?;
+        Ok(())
+    }
+
+    fn layout_name(&self, image: &ImageRef, tag: &str) -> String {
+        format!("{}/{}:{tag}", self.options.name_registry, image.repository)
+    }
+
+    /// Copies a manifest and everything it references (platform manifests, config, layers),
+    /// with the signatures of each manifest when `signed`.
+    async fn manifest(
+        &mut self,
+        image: &ImageRef,
+        bytes: &[u8],
+        digest: &Digest,
+        signed: bool,
+    ) -> Result<Descriptor, ServiceError> {
+        let kind = ManifestKind::parse(bytes)
+            .map_err(|error| SourceError::Invalid(format!("{image}@{digest}: {error}")))?;
+        let media_type = match &kind {
+            ManifestKind::Index(index) => {
+                for entry in &index.manifests {
+                    let child = image.with_digest(entry.digest.clone());
+                    let (child_bytes, child_digest) =
+                        self.factory.images.source.manifest(&child).await?;
+                    Box::pin(self.manifest(&child, &child_bytes, &child_digest, signed)).await?;
+                }
+                index
+                    .media_type
+                    .clone()
+                    .unwrap_or_else(|| oci::INDEX.to_string())
+            }
+            ManifestKind::Image(manifest) => {
+                self.blob(image, &manifest.config).await?;
+                for layer in &manifest.layers {
+                    self.blob(image, layer).await?;
+                }
+                manifest
+                    .media_type
+                    .clone()
+                    .unwrap_or_else(|| oci::MANIFEST.to_string())
+            }
+        };
+        let descriptor = self.put(&media_type, bytes)?;
+        if signed && self.done.insert(digest.clone()) {
+            self.signatures(image, digest).await?;
+        }
+        Ok(descriptor)
+    }
+
+    fn put(&mut self, media_type: &str, bytes: &[u8]) -> Result<Descriptor, ServiceError> {
+        let present = self.layout.contains(&Digest::of(bytes));
+        let descriptor = self.layout.put_blob(media_type, bytes)?;
+        self.count(descriptor.size, !present);
+        Ok(descriptor)
+    }
+
+    fn count(&mut self, size: u64, copied: bool) {
+        if copied {
+            self.report.blobs_copied += 1;
+            self.report.bytes_copied += size;
+        } else {
+            self.report.blobs_present += 1;
+        }
+        (self.progress)(MirrorEvent::Blob { size, copied });
+    }
+
+    async fn blob(
+        &mut self,
+        image: &ImageRef,
+        descriptor: &Descriptor,
+    ) -> Result<(), ServiceError> {
+        if self.layout.contains(&descriptor.digest) {
+            self.count(descriptor.size, false);
+            return Ok(());
+        }
+        let bytes = self
+            .factory
+            .images
+            .source
+            .blob(image, &descriptor.digest)
+            .await?;
+        self.layout.put_blob(&descriptor.media_type, &bytes)?;
+        self.count(descriptor.size, true);
+        Ok(())
+    }
+
+    /// The `.sig` tag and the referrers of `digest`, as the source has them.
+    async fn signatures(&mut self, image: &ImageRef, digest: &Digest) -> Result<(), ServiceError> {
+        let source = &self.factory.images.source;
+        let signature_tag = format!("sha256-{}.sig", digest.hex());
+        let signature = ImageRef {
+            tag: Some(signature_tag.clone()),
+            digest: None,
+            ..image.clone()
+        };
+        match source.manifest(&signature).await {
+            Ok((bytes, signature_digest)) => {
+                let descriptor =
+                    Box::pin(self.manifest(&signature, &bytes, &signature_digest, false)).await?;
+                let name = self.layout_name(image, &signature_tag);
+                self.layout.tag(&name, &descriptor);
+                self.report.signatures += 1;
+            }
+            Err(SourceError::NotFound(_)) => {}
+            Err(error) => return Err(error.into()),
+        }
+        let referrers = match source.referrers(image, digest).await {
+            Ok(referrers) => referrers,
+            Err(SourceError::NotFound(_)) => Vec::new(),
+            Err(error) => return Err(error.into()),
+        };
+        if referrers.is_empty() {
+            return Ok(());
+        }
+        for referrer in &referrers {
+            let at = image.with_digest(referrer.digest.clone());
+            let (bytes, referrer_digest) = source.manifest(&at).await?;
+            Box::pin(self.manifest(&at, &bytes, &referrer_digest, false)).await?;
+            self.report.signatures += 1;
+        }
+        let index = oci::Index {
+            schema_version: 2,
+            media_type: Some(oci::INDEX.to_string()),
+            manifests: referrers,
+            annotations: Default::default(),
+        };
+        let bytes = serde_json::to_vec(&index).map_err(ServiceError::Json)?;
+        let descriptor = self.put(oci::INDEX, &bytes)?;
+        let name = self.layout_name(image, &format!("sha256-{}", digest.hex()));
+        self.layout.tag(&name, &descriptor);
+        Ok(())
+    }
+}
+
+impl ImageRef {
+    /// This reference pinned to `digest` (text `sha256:<hex>`), its tag kept.
+    fn with_tag_and_digest(mut self, digest: &str) -> Result<ImageRef, SourceError> {
+        self.digest = Some(Digest::parse(digest).map_err(SourceError::Invalid)?);
+        Ok(self)
+    }
+}
