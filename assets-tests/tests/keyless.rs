@@ -267,3 +267,115 @@ async fn the_fixture_release_verifies_keyless_through_a_registry() {
         .await;
     assert_eq!(kernel.status(), 200, "{:?}", kernel.text().await);
 }
+
+/// The blob of the Sigstore bundle the referrers tag of `name@digest` lists first.
+fn attached_bundle(layout: &OciLayout, name: &str, digest: &Digest) -> Digest {
+    let json = |digest: &Digest| -> serde_json::Value {
+        serde_json::from_slice(&layout.blob(digest).unwrap()).unwrap()
+    };
+    let first = |value: serde_json::Value, list: &str| -> Digest {
+        Digest::parse(value[list][0]["digest"].as_str().unwrap()).unwrap()
+    };
+    let referrers = &layout
+        .find(&format!("{name}:sha256-{}", digest.hex()))
+        .unwrap()
+        .digest;
+    first(json(&first(json(referrers), "manifests")), "layers")
+}
+
+/// Sigstore's own Python client (PyPI `sigstore` 4.5.1, installed by `cargo xtask fixtures`)
+/// verifies the fixture bundles offline against the fixture trust root (the in-toto subject
+/// against the manifest's bytes), and refuses another identity or another manifest.
+#[test]
+fn sigstore_python_accepts_the_fixture_signatures() {
+    let client = workspace().join("fixtures/.cache/sigstore-python/bin/sigstore");
+    assert!(
+        client.is_file(),
+        "{} is missing: run `cargo xtask fixtures`",
+        client.display()
+    );
+    let release = fixture_release();
+    let layout = OciLayout::open(&release).unwrap();
+    let blob = |digest: &Digest| layout.blob(digest).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture_trust_root()).unwrap()).unwrap();
+    let service = |url: &str| {
+        serde_json::json!([{"url": url, "majorApiVersion": 1,
+            "validFor": {"start": "2020-01-01T00:00:00Z"}, "operator": "fixture"}])
+    };
+    let trust = serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json",
+        "trustedRoot": root,
+        "signingConfig": {
+            "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+            "caUrls": service("https://fulcio.fixture.invalid"),
+            "oidcUrls": [],
+            "rekorTlogUrls": service("https://rekor.fixture.invalid"),
+            "tsaUrls": [],
+            "rekorTlogConfig": {"selector": "ANY"},
+            "tsaConfig": {"selector": "ANY"},
+        },
+    });
+    let trust_path = work.path().join("trust.json");
+    std::fs::write(&trust_path, serde_json::to_vec(&trust).unwrap()).unwrap();
+    let verify = |name: &str, bundle: &[u8], artifact: &[u8], identity: &str| -> (bool, String) {
+        let bundle_path = work.path().join(format!("{name}.sigstore.json"));
+        let artifact_path = work.path().join(name);
+        std::fs::write(&bundle_path, bundle).unwrap();
+        std::fs::write(&artifact_path, artifact).unwrap();
+        let output = Command::new(&client)
+            .arg("--trust-config")
+            .arg(&trust_path)
+            .args(["verify", "identity", "--offline", "--bundle"])
+            .arg(&bundle_path)
+            .args([
+                "--cert-identity",
+                identity,
+                "--cert-oidc-issuer",
+                "https://accounts.google.com",
+            ])
+            .arg(&artifact_path)
+            .output()
+            .expect("the sigstore client runs");
+        let text = String::from_utf8_lossy(&output.stderr).into_owned()
+            + &String::from_utf8_lossy(&output.stdout);
+        (output.status.success(), text)
+    };
+
+    let imager = layout
+        .find("ghcr.io/siderolabs/imager:v1.12.0")
+        .unwrap()
+        .digest
+        .clone();
+    let manifest = blob(&imager);
+    let bundle_digest = attached_bundle(&layout, "ghcr.io/siderolabs/imager", &imager);
+    let bundle = blob(&bundle_digest);
+    let (ok, text) = verify("manifest.json", &bundle, &manifest, RELEASE_IDENTITY);
+    assert!(ok, "the bundle verifies: {text}");
+    let (ok, text) = verify("manifest.json", &bundle, &manifest, "mallory@example.com");
+    assert!(!ok, "another identity is refused: {text}");
+
+    // The classic form's Rekor bundle carries a SET but no inclusion proof, which this
+    // client insists on: it is checked by our verifier only.
+    let extension = layout
+        .find("ghcr.io/siderolabs/gvisor:20250505.0-v1.12.0")
+        .unwrap()
+        .digest
+        .clone();
+    let bundle_digest = attached_bundle(&layout, "ghcr.io/siderolabs/gvisor", &extension);
+    let (ok, text) = verify(
+        "gvisor.json",
+        &blob(&bundle_digest),
+        &blob(&extension),
+        RELEASE_IDENTITY,
+    );
+    assert!(ok, "an extension's bundle verifies: {text}");
+    let (ok, text) = verify(
+        "gvisor.json",
+        &blob(&bundle_digest),
+        &manifest,
+        RELEASE_IDENTITY,
+    );
+    assert!(!ok, "a bundle does not verify another manifest: {text}");
+}

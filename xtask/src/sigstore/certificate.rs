@@ -20,6 +20,8 @@ pub const SCT_LIST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1
 const KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
 const BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
 const EXTENDED_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
+const SUBJECT_KEY_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
+const AUTHORITY_KEY_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.35");
 const SUBJECT_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
 const ISSUER_V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.1");
 const ISSUER_V2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.8");
@@ -128,24 +130,49 @@ fn extension(oid: ObjectIdentifier, critical: bool, value: Vec<u8>) -> Extension
     }
 }
 
-/// A CA's extensions: basic constraints (CA) and key usage (certificate and CRL signing).
-pub fn ca_extensions() -> Vec<Extension> {
+/// The key identifier of a public key (its DER's SHA-256, cut to SHA-1's 20 bytes).
+pub fn key_id(public_key_der: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(public_key_der)[..20].to_vec()
+}
+
+/// Subject and authority key identifiers, which strict X.509 path builders require.
+fn key_ids(subject_key: &[u8], issuer_key: &[u8]) -> Vec<Extension> {
+    let subject = OctetString::new(key_id(subject_key)).expect("an octet string");
+    let mut authority = vec![0x30, 0x16, 0x80, 0x14];
+    authority.extend_from_slice(&key_id(issuer_key));
     vec![
-        extension(BASIC_CONSTRAINTS, true, vec![0x30, 0x03, 0x01, 0x01, 0xff]),
-        extension(KEY_USAGE, true, vec![0x03, 0x02, 0x01, 0x06]),
+        extension(SUBJECT_KEY_ID, false, subject.to_der().expect("encodable")),
+        extension(AUTHORITY_KEY_ID, false, authority),
     ]
 }
 
-/// Fulcio's leaf extensions: digital signature, code signing, the identity as an email or
-/// URI subject alternative name, the OIDC issuer in both encodings.
-pub fn leaf_extensions(identity: &str, issuer: &str) -> Vec<Extension> {
+/// A CA's extensions: basic constraints (CA), key usage (certificate and CRL signing), key
+/// identifiers.
+pub fn ca_extensions(subject_key: &[u8], issuer_key: &[u8]) -> Vec<Extension> {
+    let mut extensions = vec![
+        extension(BASIC_CONSTRAINTS, true, vec![0x30, 0x03, 0x01, 0x01, 0xff]),
+        extension(KEY_USAGE, true, vec![0x03, 0x02, 0x01, 0x06]),
+    ];
+    extensions.extend(key_ids(subject_key, issuer_key));
+    extensions
+}
+
+/// Fulcio's leaf extensions: digital signature, code signing, key identifiers, the identity
+/// as an email or URI subject alternative name, the OIDC issuer in both encodings.
+pub fn leaf_extensions(
+    identity: &str,
+    issuer: &str,
+    subject_key: &[u8],
+    issuer_key: &[u8],
+) -> Vec<Extension> {
     let ia5 = Ia5String::new(identity).expect("an IA5 identity");
     let name = if identity.contains("://") {
         GeneralName::UniformResourceIdentifier(ia5)
     } else {
         GeneralName::Rfc822Name(ia5)
     };
-    vec![
+    let mut extensions = vec![
         extension(KEY_USAGE, true, vec![0x03, 0x02, 0x07, 0x80]),
         extension(
             EXTENDED_KEY_USAGE,
@@ -168,7 +195,9 @@ pub fn leaf_extensions(identity: &str, issuer: &str) -> Vec<Extension> {
                 .to_der()
                 .expect("encodable"),
         ),
-    ]
+    ];
+    extensions.extend(key_ids(subject_key, issuer_key));
+    extensions
 }
 
 /// The SCT list extension holding one TLS-encoded SCT.

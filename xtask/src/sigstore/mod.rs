@@ -158,7 +158,10 @@ impl Instance {
             not_before: CA_START,
             not_after: CA_END,
             public_key_der: p384_public(&root_key),
-            extensions: certificate::ca_extensions(),
+            extensions: certificate::ca_extensions(
+                &p384_public(&root_key),
+                &p384_public(&root_key),
+            ),
         }
         .issue(ECDSA_SHA384, |tbs| p384_sign(&root_key, tbs));
         let intermediate_der = Draft {
@@ -168,7 +171,10 @@ impl Instance {
             not_before: CA_START,
             not_after: CA_END,
             public_key_der: p384_public(&intermediate_key),
-            extensions: certificate::ca_extensions(),
+            extensions: certificate::ca_extensions(
+                &p384_public(&intermediate_key),
+                &p384_public(&root_key),
+            ),
         }
         .issue(ECDSA_SHA384, |tbs| p384_sign(&root_key, tbs));
         Instance {
@@ -229,7 +235,12 @@ impl Instance {
             not_before: options.not_before,
             not_after: options.not_before + options.lifetime,
             public_key_der: p256_public(&key),
-            extensions: certificate::leaf_extensions(&options.identity, &options.issuer),
+            extensions: certificate::leaf_extensions(
+                &options.identity,
+                &options.issuer,
+                &p256_public(&key),
+                &p384_public(&self.intermediate_key),
+            ),
         };
         let precertificate = draft.tbs_der(ECDSA_SHA384);
         let timestamp_ms = (options.not_before + 1) * 1000;
