@@ -1,7 +1,7 @@
 //! `image-factory mirror` from Debian's `docker-registry` holding one version of the fixture
-//! release into a fresh OCI layout; a factory serving the layout, keyless verification on,
-//! answers the same catalogs and builds the same bytes as one serving the registry; a
-//! second run copies nothing.
+//! release into a fresh OCI layout and into a second registry; factories serving each,
+//! keyless verification on, answer the same catalogs and build the same bytes as one serving
+//! the first registry; a second run copies nothing.
 
 use assets_tests::{
     LocalRegistry, TestFactory, factory_binary, fixture_release, layout_references, workspace,
@@ -61,12 +61,12 @@ fn keyless() -> ContainerSignatureConfig {
     }
 }
 
-fn mirror(config: &Path, layout: &Path) -> String {
+fn mirror(config: &Path, target: &[&str]) -> String {
     let output = Command::new(factory_binary())
         .args(["mirror", "--config"])
         .arg(config)
-        .args(["--version", VERSION, "--to"])
-        .arg(layout)
+        .args(["--version", VERSION])
+        .args(target)
         .output()
         .expect("image-factory runs");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -94,14 +94,21 @@ async fn a_mirrored_layout_serves_what_the_registry_serves() {
     )
     .unwrap();
     let layout = work.path().join("layout");
-    let first = mirror(&config, &layout);
-    assert!(first.contains("mirrored "), "{first}");
-    assert!(!first.contains(" 0 blobs copied"), "{first}");
-    let second = mirror(&config, &layout);
-    assert!(
-        second.contains(": 0 blobs copied (0.0 MiB)"),
-        "a second run copies nothing: {second}"
-    );
+    let second_registry = LocalRegistry::start();
+    let layout_text = layout.display().to_string();
+    for target in [
+        ["--to", layout_text.as_str()],
+        ["--to-registry", second_registry.address.as_str()],
+    ] {
+        let first = mirror(&config, &target);
+        assert!(first.contains("mirrored "), "{first}");
+        assert!(!first.contains(" 0 blobs copied"), "{first}");
+        let second = mirror(&config, &target);
+        assert!(
+            second.contains(": 0 blobs copied (0.0 MiB)"),
+            "a second run copies nothing: {second}"
+        );
+    }
 
     let address = registry.address.clone();
     let from_registry = TestFactory::start(move |config| {
@@ -117,7 +124,15 @@ async fn a_mirrored_layout_serves_what_the_registry_serves() {
     })
     .await;
 
+    let address = second_registry.address.clone();
+    let from_second_registry = TestFactory::start(move |config| {
+        config.artifacts.oci_layout = PathBuf::new();
+        config.artifacts.core.registry = address;
+        config.container_signature = keyless();
+    })
+    .await;
     let normalise = |text: String| text.replace(&registry.address, "ghcr.io");
+    let normalise_second = |text: String| text.replace(&second_registry.address, "ghcr.io");
     for path in [
         "/versions".to_string(),
         format!("/version/{VERSION}/extensions/official"),
@@ -128,9 +143,13 @@ async fn a_mirrored_layout_serves_what_the_registry_serves() {
         assert_eq!(expected.status(), 200, "{path} from the registry");
         let served = from_layout.get(&path).await;
         assert_eq!(served.status(), 200, "{path} from the layout");
+        let expected = normalise(expected.text().await.unwrap());
+        assert_eq!(expected, served.text().await.unwrap(), "{path}");
+        let pushed = from_second_registry.get(&path).await;
+        assert_eq!(pushed.status(), 200, "{path} from the second registry");
         assert_eq!(
-            normalise(expected.text().await.unwrap()),
-            served.text().await.unwrap(),
+            expected,
+            normalise_second(pushed.text().await.unwrap()),
             "{path}"
         );
     }
@@ -139,14 +158,22 @@ async fn a_mirrored_layout_serves_what_the_registry_serves() {
         "customization:\n  systemExtensions:\n    officialExtensions:\n      - siderolabs/gvisor\n";
     let id = from_registry.create_schematic(schematic).await;
     assert_eq!(from_layout.create_schematic(schematic).await, id);
+    assert_eq!(from_second_registry.create_schematic(schematic).await, id);
     for asset in ["kernel-amd64", "initramfs-amd64.xz"] {
         let path = format!("/image/{id}/{VERSION}/{asset}");
         let expected = from_registry.get(&path).await;
         assert_eq!(expected.status(), 200, "{path} from the registry");
         let served = from_layout.get(&path).await;
         assert_eq!(served.status(), 200, "{path} from the layout");
+        let expected = expected.bytes().await.unwrap();
         assert!(
-            expected.bytes().await.unwrap() == served.bytes().await.unwrap(),
+            expected == served.bytes().await.unwrap(),
+            "{asset}: the same bytes"
+        );
+        let pushed = from_second_registry.get(&path).await;
+        assert_eq!(pushed.status(), 200, "{path} from the second registry");
+        assert!(
+            expected == pushed.bytes().await.unwrap(),
             "{asset}: the same bytes"
         );
     }

@@ -1,9 +1,10 @@
-//! `image-factory mirror`: fills an OCI layout with what a factory needs for some Talos
-//! versions, from the source the configuration names, with a progress bar and a summary.
+//! `image-factory mirror`: fills an OCI layout (or another registry) with what a factory
+//! needs for some Talos versions, from the source the configuration names, with a progress
+//! bar and a summary.
 
 use crate::config::Config;
 use crate::service::Factory;
-use crate::service::mirror::{MirrorEvent, MirrorOptions};
+use crate::service::mirror::{MirrorEvent, MirrorOptions, MirrorTarget};
 use crate::store::FsSchematicStore;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -12,10 +13,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("target").required(true).args(["to", "to_registry"]))]
 pub struct MirrorArgs {
     /// The OCI layout directory to fill (created, or continued when it exists).
     #[arg(long, value_name = "DIR")]
-    pub to: PathBuf,
+    pub to: Option<PathBuf>,
+    /// Or a registry (`host[:port]`) to push to, the repositories kept.
+    #[arg(long, value_name = "HOST")]
+    pub to_registry: Option<String>,
+    /// Reach --to-registry over plain HTTP (implied for a loopback address).
+    #[arg(long)]
+    pub insecure: bool,
     /// A Talos version to mirror (`v1.12.0`); may be repeated or comma-separated. Default:
     /// every version the source offers.
     #[arg(long = "version", value_name = "VERSION", value_delimiter = ',')]
@@ -67,15 +75,36 @@ pub fn run(args: MirrorArgs) -> Result<(), String> {
         MirrorEvent::Blob { size, copied: true } => bar.inc(size),
         MirrorEvent::Blob { .. } => {}
     };
+    let (target, shown) = match (args.to, args.to_registry) {
+        (Some(dir), _) => {
+            let shown = dir.display().to_string();
+            let target = MirrorTarget::Layout {
+                dir,
+                name_registry: args.name_registry,
+            };
+            (target, shown)
+        }
+        (None, Some(host)) => {
+            let insecure = args.insecure || crate::service::is_loopback(&host);
+            (
+                MirrorTarget::Registry {
+                    host: host.clone(),
+                    insecure,
+                },
+                host,
+            )
+        }
+        (None, None) => return Err("name a target: --to DIR or --to-registry HOST".into()),
+    };
     let options = MirrorOptions {
         versions: args.versions,
-        name_registry: args.name_registry,
+        target,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|error| format!("cannot start the async runtime: {error}"))?;
-    let result = runtime.block_on(factory.mirror(&args.to, &options, &progress));
+    let result = runtime.block_on(factory.mirror(&options, &progress));
     bar.finish_and_clear();
     let _ = std::fs::remove_dir_all(&state);
     let report = result.map_err(|error| error.to_string())?;
@@ -83,7 +112,7 @@ pub fn run(args: MirrorArgs) -> Result<(), String> {
         "mirrored {} images and {} signatures into {}: {} blobs copied ({:.1} MiB), {} already present",
         report.images,
         report.signatures,
-        args.to.display(),
+        shown,
         report.blobs_copied,
         report.bytes_copied as f64 / (1024.0 * 1024.0),
         report.blobs_present

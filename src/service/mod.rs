@@ -154,7 +154,7 @@ pub fn images_from_config(config: &Config) -> Result<Images, String> {
 }
 
 /// A registry on this machine is reached over plain HTTP without further configuration.
-fn is_loopback(registry: &str) -> bool {
+pub fn is_loopback(registry: &str) -> bool {
     let host = match registry.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or(rest),
         None => registry.split(':').next().unwrap_or(registry),

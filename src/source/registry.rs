@@ -116,6 +116,79 @@ impl Registry {
             .map_err(|error| SourceError::Invalid(format!("referrers of {subject}: {error}")))
     }
 
+    /// Whether `image`'s repository holds the blob `digest`.
+    pub async fn has_blob(&self, image: &ImageRef, digest: &Digest) -> Result<bool, SourceError> {
+        self.authenticate(image, oci_client::RegistryOperation::Pull)
+            .await?;
+        self.client
+            .blob_exists(&Self::reference(image), digest.as_str())
+            .await
+            .map_err(|error| classify(image, error))
+    }
+
+    /// Whether `image` (by digest) is a manifest the registry holds.
+    pub async fn has_manifest(&self, image: &ImageRef) -> Result<bool, SourceError> {
+        let auth = credentials(&image.registry);
+        match self
+            .client
+            .fetch_manifest_digest(&Self::reference(image), &auth)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(error) => match classify(image, error) {
+                SourceError::NotFound(_) => Ok(false),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Uploads a blob into `image`'s repository.
+    pub async fn push_blob(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        bytes: Vec<u8>,
+    ) -> Result<(), SourceError> {
+        self.authenticate(image, oci_client::RegistryOperation::Push)
+            .await?;
+        self.client
+            .push_blob(&Self::reference(image), bytes, digest.as_str())
+            .await
+            .map(drop)
+            .map_err(|error| classify(image, error))
+    }
+
+    /// Stores a manifest under `image`'s tag or digest, byte for byte.
+    pub async fn push_manifest(
+        &self,
+        image: &ImageRef,
+        media_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), SourceError> {
+        self.authenticate(image, oci_client::RegistryOperation::Push)
+            .await?;
+        let content_type = axum::http::HeaderValue::from_str(media_type)
+            .map_err(|error| SourceError::Invalid(format!("media type {media_type:?}: {error}")))?;
+        self.client
+            .push_manifest_raw(&Self::reference(image), bytes, content_type)
+            .await
+            .map(drop)
+            .map_err(|error| classify(image, error))
+    }
+
+    async fn authenticate(
+        &self,
+        image: &ImageRef,
+        operation: oci_client::RegistryOperation,
+    ) -> Result<(), SourceError> {
+        let auth = credentials(&image.registry);
+        self.client
+            .auth(&Self::reference(image), &auth, operation)
+            .await
+            .map(drop)
+            .map_err(|error| classify(image, error))
+    }
+
     /// All tags of `image`'s repository.
     pub async fn tags(&self, image: &ImageRef) -> Result<Vec<String>, SourceError> {
         let auth = credentials(&image.registry);
@@ -149,7 +222,11 @@ fn classify(image: &ImageRef, error: OciDistributionError) -> SourceError {
         OciDistributionError::RequestError(_) => {
             SourceError::Unavailable(format!("registry {} unreachable: {text}", image.registry))
         }
-        _ if text.contains("404") || text.to_lowercase().contains("not found") => {
+        _ if text.contains("404")
+            || ["not found", "manifest unknown", "blob unknown"]
+                .iter()
+                .any(|phrase| text.to_lowercase().contains(phrase)) =>
+        {
             SourceError::NotFound(format!("{image} not found: {text}"))
         }
         _ => SourceError::Unavailable(format!("pulling {image}: {text}")),

@@ -1,28 +1,30 @@
 //! `image-factory mirror`: copies what the factory needs for some Talos versions from its
-//! configured source into an OCI layout, for an air-gapped site to serve with
-//! `artifacts.ociLayout`. Per version: the imager, installer base, extension and overlay
+//! configured source into an OCI layout (for an air-gapped site to serve with
+//! `artifacts.ociLayout`) or into another registry. Per version: the imager, installer base, extension and overlay
 //! catalogs, every catalog entry's image and `talosctl-all`; per manifest, its `.sig` tag
 //! and its referrers (Sigstore bundles). Every image's signature is checked before it is
-//! written, every blob against its digest; blobs already in the layout are not fetched
-//! again, and the index is written after each image, so a cut-off run resumes.
+//! written, every blob against its digest; blobs and manifests already at the target are not
+//! fetched again, and a layout's index is written after each image, so a cut-off run resumes.
+
+mod target;
+
+pub use target::MirrorTarget;
 
 use super::{Factory, ServiceError};
-use crate::source::layout::LayoutWriter;
+
 use crate::source::oci::{self, Descriptor, Digest, ManifestKind};
 use crate::source::{ImageRef, SourceError};
 use crate::version::{parse_strict, tag_of};
 use semver::Version;
 use std::collections::BTreeSet;
-use std::path::Path;
+use target::Target;
 
 /// What to mirror.
 #[derive(Debug, Clone)]
 pub struct MirrorOptions {
     /// Talos versions (`v1.12.0`); empty: every version the source offers.
     pub versions: Vec<String>,
-    /// The registry name images get in the layout: the `artifacts.core.registry` of the
-    /// factory that will serve it.
-    pub name_registry: String,
+    pub target: MirrorTarget,
 }
 
 /// Something the mirror is doing, for a progress display.
@@ -46,8 +48,7 @@ pub struct MirrorReport {
 
 struct Run<'a> {
     factory: &'a Factory,
-    layout: LayoutWriter,
-    options: &'a MirrorOptions,
+    target: Target,
     progress: &'a (dyn Fn(MirrorEvent<'_>) + Sync),
     report: MirrorReport,
     /// Manifests already copied in this run with their signatures.
@@ -55,10 +56,9 @@ struct Run<'a> {
 }
 
 impl Factory {
-    /// Mirrors into the OCI layout at `output` (created or resumed).
+    /// Mirrors into the target `options` name.
     pub async fn mirror(
         &self,
-        output: &Path,
         options: &MirrorOptions,
         progress: &(dyn Fn(MirrorEvent<'_>) + Sync),
     ) -> Result<MirrorReport, ServiceError> {
@@ -75,8 +75,7 @@ impl Factory {
         };
         let mut run = Run {
             factory: self,
-            layout: LayoutWriter::resume(output)?,
-            options,
+            target: Target::open(&options.target)?,
             progress,
             report: MirrorReport::default(),
             done: BTreeSet::new(),
@@ -84,7 +83,7 @@ impl Factory {
         for version in &versions {
             run.version(version).await?;
         }
-        run.layout.finish()?;
+        run.target.checkpoint()?;
         Ok(run.report)
     }
 }
@@ -146,15 +145,13 @@ impl Run<'_> {
             .await?;
         let descriptor = self.manifest(image, &bytes, &digest, true).await?;
         if let Some(tag) = &image.tag {
-            self.layout.tag(&self.layout_name(image, tag), &descriptor);
+            self.target
+                .put_manifest(&image.repository, &descriptor.media_type, &bytes, Some(tag))
+                .await?;
         }
         self.report.images += 1;
-        self.layout.flush()?;
+        self.target.checkpoint()?;
         Ok(())
-    }
-
-    fn layout_name(&self, image: &ImageRef, tag: &str) -> String {
-        format!("{}/{}:{tag}", self.options.name_registry, image.repository)
     }
 
     /// Copies a manifest and everything it references (platform manifests, config, layers),
@@ -192,17 +189,38 @@ impl Run<'_> {
                     .unwrap_or_else(|| oci::MANIFEST.to_string())
             }
         };
-        let descriptor = self.put(&media_type, bytes)?;
+        let descriptor = self.put(&image.repository, &media_type, bytes).await?;
         if signed && self.done.insert(digest.clone()) {
             self.signatures(image, digest).await?;
         }
         Ok(descriptor)
     }
 
-    fn put(&mut self, media_type: &str, bytes: &[u8]) -> Result<Descriptor, ServiceError> {
-        let present = self.layout.contains(&Digest::of(bytes));
-        let descriptor = self.layout.put_blob(media_type, bytes)?;
-        self.count(descriptor.size, !present);
+    /// Stores a manifest by digest, unless the target has it.
+    async fn put(
+        &mut self,
+        repository: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<Descriptor, ServiceError> {
+        let digest = Digest::of(bytes);
+        let size = bytes.len() as u64;
+        if self.target.has_manifest(repository, &digest).await? {
+            self.count(size, false);
+            return Ok(Descriptor {
+                media_type: media_type.to_string(),
+                digest,
+                size,
+                platform: None,
+                artifact_type: None,
+                annotations: Default::default(),
+            });
+        }
+        let descriptor = self
+            .target
+            .put_manifest(repository, media_type, bytes, None)
+            .await?;
+        self.count(size, true);
         Ok(descriptor)
     }
 
@@ -221,7 +239,11 @@ impl Run<'_> {
         image: &ImageRef,
         descriptor: &Descriptor,
     ) -> Result<(), ServiceError> {
-        if self.layout.contains(&descriptor.digest) {
+        if self
+            .target
+            .has_blob(&image.repository, &descriptor.digest)
+            .await?
+        {
             self.count(descriptor.size, false);
             return Ok(());
         }
@@ -231,7 +253,9 @@ impl Run<'_> {
             .source
             .blob(image, &descriptor.digest)
             .await?;
-        self.layout.put_blob(&descriptor.media_type, &bytes)?;
+        self.target
+            .put_blob(&image.repository, &descriptor.media_type, bytes)
+            .await?;
         self.count(descriptor.size, true);
         Ok(())
     }
@@ -249,8 +273,14 @@ impl Run<'_> {
             Ok((bytes, signature_digest)) => {
                 let descriptor =
                     Box::pin(self.manifest(&signature, &bytes, &signature_digest, false)).await?;
-                let name = self.layout_name(image, &signature_tag);
-                self.layout.tag(&name, &descriptor);
+                self.target
+                    .put_manifest(
+                        &image.repository,
+                        &descriptor.media_type,
+                        &bytes,
+                        Some(&signature_tag),
+                    )
+                    .await?;
                 self.report.signatures += 1;
             }
             Err(SourceError::NotFound(_)) => {}
@@ -277,9 +307,10 @@ impl Run<'_> {
             annotations: Default::default(),
         };
         let bytes = serde_json::to_vec(&index).map_err(ServiceError::Json)?;
-        let descriptor = self.put(oci::INDEX, &bytes)?;
-        let name = self.layout_name(image, &format!("sha256-{}", digest.hex()));
-        self.layout.tag(&name, &descriptor);
+        let tag = format!("sha256-{}", digest.hex());
+        self.target
+            .put_manifest(&image.repository, oci::INDEX, &bytes, Some(&tag))
+            .await?;
         Ok(())
     }
 }
