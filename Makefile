@@ -54,7 +54,7 @@ run: fixtures build
 	  --listen $(IMAGE_FACTORY_LISTEN) --state-dir $(STATE_DIR)
 
 # A local CNCF registry on $(REGISTRY_ADDR) holding the fixture release (copied with skopeo).
-registry: fixtures
+registry: fixtures build
 	@mkdir -p $(STATE_DIR)/registry
 	@printf 'version: 0.1\nlog: {level: warn}\nstorage:\n  filesystem: {rootdirectory: %s}\nhttp: {addr: %s}\n' \
 	  "$(abspath $(STATE_DIR))/registry/data" "$(REGISTRY_ADDR)" > $(STATE_DIR)/registry/config.yml
@@ -62,11 +62,7 @@ registry: fixtures
 	  nohup docker-registry serve $(STATE_DIR)/registry/config.yml > $(STATE_DIR)/registry/log 2>&1 & \
 	  for i in $$(seq 50); do curl -fsS http://$(REGISTRY_ADDR)/v2/ >/dev/null 2>&1 && break; sleep 0.1; done; \
 	fi
-	@python3 -c 'import json; [print(m["annotations"]["org.opencontainers.image.ref.name"]) for m in json.load(open("fixtures/release/index.json"))["manifests"]]' | \
-	while read -r ref; do \
-	  skopeo --insecure-policy copy --quiet --all --preserve-digests --dest-tls-verify=false \
-	    "oci:fixtures/release:$$ref" "docker://$(REGISTRY_ADDR)/$${ref#*/}" || exit 1; \
-	done
+	./target/release/image-factory mirror --config fixtures/factory.yaml --to-registry $(REGISTRY_ADDR)
 	@echo "registry on http://$(REGISTRY_ADDR) holds the fixture release"
 
 run-registry: registry build

@@ -40,13 +40,6 @@ pub struct MirrorArgs {
 
 pub fn run(args: MirrorArgs) -> Result<(), String> {
     let mut config = Config::load(std::env::vars(), &args.configs).map_err(|e| e.to_string())?;
-    if !config.artifacts.oci_layout.as_os_str().is_empty() {
-        return Err(format!(
-            "the configuration reads from the OCI layout {}: mirror copies from a registry \
-             (unset artifacts.ociLayout and name it in artifacts.core.registry)",
-            config.artifacts.oci_layout.display()
-        ));
-    }
     // The mirror stores nothing of its own; a scratch state directory keeps it that way.
     let state = std::env::temp_dir().join(format!("image-factory-mirror-{}", std::process::id()));
     config.storage.dir = state.clone();
