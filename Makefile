@@ -9,7 +9,7 @@ REGISTRY_ADDR ?= 127.0.0.1:5000
 
 # Debian packages: the tools that build the fixture release (squashfs-tools, cpio, kmod,
 # zstd, xz-utils) and the independent checkers the tests use (skopeo, docker-registry, QEMU
-# with OVMF, dosfstools and mtools for ESPs, binutils' objdump and pefile for PE files,
+# with OVMF (and qemu-system-arm for the U-Boot board, below), dosfstools and mtools for ESPs, binutils' objdump and pefile for PE files,
 # gdisk/fdisk for partition tables, xfsprogs and GRUB's tools for BOOT partitions and
 # core.img, osslsigncode and sbsigntool for Authenticode, efitools for EFI signature lists,
 # GNU time and curl for `make bench`).
@@ -40,6 +40,14 @@ deps:
 	  echo "installing qemu-system-x86 $$version"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --allow-downgrades \
 	    "qemu-system-x86=$$version" "qemu-utils=$$version"; \
+	fi
+	@# qemu-system-aarch64 (the overlay boot test's `virt` board), of the same version.
+	@if ! command -v qemu-system-aarch64 >/dev/null; then \
+	  if [ "$$(id -u)" -ne 0 ]; then echo "need root to install qemu-system-arm" >&2; exit 1; fi; \
+	  version=$$(dpkg-query -W -f='$${Version}' qemu-system-x86); \
+	  echo "installing qemu-system-arm $$version"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --allow-downgrades \
+	    "qemu-system-arm=$$version"; \
 	fi
 
 build:

@@ -188,6 +188,7 @@ fn disk(c: &mut Criterion) {
         meta: Vec::new(),
         enrollment: None,
         mtime: 0,
+        overlay: None,
     };
     let mut group = c.benchmark_group("disk");
     group.sample_size(10);

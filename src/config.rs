@@ -147,6 +147,12 @@ pub struct BuildConfig {
     pub broken_talos_versions: Vec<String>,
     /// Builds that may run at once; more wait their turn.
     pub max_concurrency: u64,
+    /// Run overlay installers even where the kernel has no Landlock to confine them.
+    pub allow_unconfined_overlays: bool,
+    /// How long an overlay installer may run (Go duration).
+    pub overlay_installer_timeout: String,
+    /// Bytes an overlay installer may write into the image and its tree, all told.
+    pub overlay_installer_max_write: u64,
 }
 
 impl Default for ArtifactsConfig {
@@ -189,6 +195,9 @@ impl Default for BuildConfig {
             min_talos_version: "1.2.0".into(),
             broken_talos_versions: Vec::new(),
             max_concurrency: 6,
+            allow_unconfined_overlays: false,
+            overlay_installer_timeout: "2m".into(),
+            overlay_installer_max_write: 512 << 20,
         }
     }
 }
@@ -210,6 +219,12 @@ impl BuildConfig {
     pub fn min_version(&self) -> Result<semver::Version, ConfigError> {
         parse_strict(&self.min_talos_version)
             .map_err(|error| ConfigError(format!("build.minTalosVersion: {error}")))
+    }
+
+    /// `overlayInstallerTimeout` as a duration.
+    pub fn overlay_timeout(&self) -> Result<std::time::Duration, ConfigError> {
+        parse_go_duration(&self.overlay_installer_timeout)
+            .map_err(|error| ConfigError(format!("build.overlayInstallerTimeout: {}", error.0)))
     }
 
     /// `brokenTalosVersions` as versions.
@@ -372,6 +387,7 @@ impl Config {
         config.artifacts.recheck_interval()?;
         config.build.min_version()?;
         config.build.broken_versions()?;
+        config.build.overlay_timeout()?;
         Ok(config)
     }
 

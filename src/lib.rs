@@ -11,6 +11,7 @@ pub mod error;
 pub mod format;
 pub mod frontend;
 pub mod hex;
+pub mod overlay;
 pub mod profile;
 pub mod schematic;
 pub mod service;

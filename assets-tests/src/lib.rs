@@ -284,7 +284,31 @@ impl Drop for LocalRegistry {
 /// Runs QEMU (TCG only: KVM does not work here) until the guest powers off or `timeout`
 /// passes, and returns everything it printed on the serial console.
 pub fn qemu(args: &[&str], timeout: Duration) -> String {
-    let mut command = Command::new("qemu-system-x86_64");
+    qemu_system("qemu-system-x86_64", args, timeout)
+}
+
+/// Boots `disk` (raw) on QEMU's arm64 `virt` board with `u_boot` as its firmware (TCG).
+pub fn boot_arm64_u_boot(u_boot: &Path, disk: &Path) -> String {
+    qemu_system(
+        "qemu-system-aarch64",
+        &[
+            "-machine",
+            "virt",
+            "-cpu",
+            "cortex-a57",
+            "-m",
+            "1024",
+            "-bios",
+            &u_boot.to_string_lossy(),
+            "-drive",
+            &format!("file={},format=raw,if=virtio", disk.display()),
+        ],
+        Duration::from_secs(420),
+    )
+}
+
+fn qemu_system(program: &str, args: &[&str], timeout: Duration) -> String {
+    let mut command = Command::new(program);
     command
         .args(["-m", "512", "-nographic", "-no-reboot", "-nic", "none"])
         .args(args)
@@ -295,7 +319,7 @@ pub fn qemu(args: &[&str], timeout: Duration) -> String {
         .args(command.get_args())
         .stdin(Stdio::null())
         .output()
-        .expect("qemu-system-x86_64 runs (make deps installs it)");
+        .unwrap_or_else(|error| panic!("{program} runs (make deps installs it): {error}"));
     String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr)
 }
 
@@ -496,11 +520,24 @@ pub fn expect_fixture_boot(
     extensions: &[&str],
     meta: &[&str],
 ) {
+    expect_fixture_boot_of("amd64", lines, version, id, cmdline, extensions, meta);
+}
+
+/// [`expect_fixture_boot`] for a system of architecture `arch`.
+pub fn expect_fixture_boot_of(
+    arch: &str,
+    lines: &[String],
+    version: &str,
+    id: &str,
+    cmdline: &str,
+    extensions: &[&str],
+    meta: &[&str],
+) {
     let text = lines.join("\n");
     assert!(
         lines
             .first()
-            .is_some_and(|l| l == &format!("FIXTURE-BOOT version={version} arch=amd64")),
+            .is_some_and(|l| l == &format!("FIXTURE-BOOT version={version} arch={arch}")),
         "{text}"
     );
     assert!(

@@ -83,6 +83,14 @@ impl Factory {
             0 => 512,
             other => other,
         };
+        let disk_size = disk::disk_size(image.disk_size, bootloader, &request.version);
+        let overlay = match &plan.overlay {
+            Some(overlay) => Some(
+                self.overlay_install(overlay, &request.schematic, disk_size)
+                    .await?,
+            ),
+            None => None,
+        };
         let (kernel, initramfs) = if uses_grub {
             (payload.kernel.into(), payload.initramfs.into())
         } else {
@@ -92,7 +100,7 @@ impl Factory {
             arch,
             version: request.version.clone(),
             bootloader,
-            disk_size: disk::disk_size(image.disk_size, bootloader, &request.version),
+            disk_size,
             sector_size,
             sd_boot,
             uki,
@@ -104,6 +112,7 @@ impl Factory {
             meta: request.schematic.customization.meta.clone(),
             enrollment: self.enrollment(plan).await?,
             mtime: SOURCE_DATE_EPOCH,
+            overlay,
         };
         let contained = tokio::task::spawn_blocking(move || {
             output.contain(disk::build(&disk)?, SOURCE_DATE_EPOCH)
@@ -176,12 +185,14 @@ impl Factory {
             }
         };
         let artifacts = installer::artifacts(arch, &request.version, boot);
+        let overlay = self.overlay_layer(plan, arch).await?;
         Ok(installer::InstallerInputs {
             arch,
             reference: base.to_string(),
             base_config,
             base_layers,
             artifacts,
+            overlay,
             created: i64::from(SOURCE_DATE_EPOCH),
         })
     }

@@ -11,6 +11,7 @@ pub mod checksums;
 pub mod delivery;
 mod inputs;
 pub mod mirror;
+pub mod overlay;
 pub mod plan;
 pub mod registry;
 pub mod talosctl;
@@ -43,6 +44,8 @@ pub struct Factory {
     pub secure_boot: Option<Arc<SecureBootKeys>>,
     /// One `talosctl-all` extraction at a time.
     talosctl_extraction: Arc<tokio::sync::Mutex<()>>,
+    /// How overlay installers run here.
+    overlays: Arc<overlay::Overlays>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +99,8 @@ pub enum ServiceError {
     /// Upstream answers a malformed version with 500, and so do we.
     #[error("{0}")]
     MalformedVersion(#[from] crate::version::VersionError),
+    #[error(transparent)]
+    Overlay(#[from] crate::overlay::OverlayError),
 }
 
 impl Classify for ServiceError {
@@ -122,6 +127,7 @@ impl Classify for ServiceError {
             | ServiceError::IncompletePlan(_)
             | ServiceError::MalformedVersion(_) => ErrorKind::Internal,
             ServiceError::Source(error) => error.kind(),
+            ServiceError::Overlay(error) => error.kind(),
         }
     }
 }
@@ -204,7 +210,9 @@ impl Factory {
         } else {
             None
         };
+        let overlays = Arc::new(overlay::Overlays::from_config(&config)?);
         Ok(Factory {
+            overlays,
             config: Arc::new(config),
             schematics,
             images,

@@ -3,6 +3,7 @@
 //! (pinned by digest), the kernel command line, the boot arrangement, the output container;
 //! and the cache key all of that hashes to.
 
+use super::overlay::OverlayPlan;
 use super::{Factory, ServiceError, refused};
 use crate::engine::boot::Bootloader;
 use crate::engine::boot::loader::EnrollKeys;
@@ -10,7 +11,7 @@ use crate::engine::boot::pcr;
 use crate::engine::layout::iso::IsoBoot;
 use crate::engine::layout::output::Output;
 use crate::error::ErrorKind;
-use crate::profile::{self, OutputKind, PathProfile, TalosVersion};
+use crate::profile::{self, Arch, OutputKind, PathProfile, TalosVersion};
 use crate::schematic::{Schematic, SchematicId};
 use crate::source::ImageRef;
 use crate::source::oci::Digest;
@@ -50,7 +51,7 @@ const EXTENSION_ALIASES: &[(&str, &str)] = &[
 ];
 
 /// Bumped whenever the engine's output for the same inputs changes, so old entries miss.
-const ENGINE_GENERATION: &str = "image-factory asset pipeline 2";
+const ENGINE_GENERATION: &str = "image-factory asset pipeline 3";
 
 /// One asset to serve: the stored schematic, the version and what the path asks for.
 #[derive(Debug, Clone)]
@@ -90,6 +91,8 @@ pub struct Plan {
     pub installer_base: Option<ImageRef>,
     /// Secure Boot assets only.
     pub secure_boot: Option<SecureBootPlan>,
+    /// The schematic's board overlay (every kind but the kernel and the initramfs).
+    pub overlay: Option<OverlayPlan>,
     pub key: String,
 }
 
@@ -137,14 +140,38 @@ impl Factory {
         let kind = request.path.kind;
         refuse_unsupported(&request, self.secure_boot.is_some())?;
         let secure_boot = self.secure_boot_plan(&request)?;
+        self.catalogs.require_available(&version.version).await?;
+        // Upstream builds the kernel and the initramfs without the overlay.
+        let overlay = if matches!(kind, OutputKind::Kernel | OutputKind::Initramfs) {
+            None
+        } else {
+            self.overlay_plan(&request.schematic, version).await?
+        };
         let (bootloader, output) = match &request.path.image {
             Some(image) => {
+                // The schematic's bootloader wins over the board profile's.
+                let requested = match (customization.bootloader, &overlay) {
+                    (crate::schematic::Bootloader::None, Some(overlay)) => {
+                        overlay.profile.bootloader
+                    }
+                    (requested, _) => requested,
+                };
                 let bootloader = Bootloader::select(
-                    customization.bootloader,
+                    requested,
                     request.path.secureboot,
                     request.path.arch,
                     version,
                 );
+                if let (Some(overlay), Bootloader::SdBoot) = (&overlay, bootloader) {
+                    return Err(refused(
+                        ErrorKind::InvalidInput,
+                        format!(
+                            "overlay {:?} needs a GRUB disk image (its installer runs only \
+                             with the grub or dual-boot bootloader), but this one boots sd-boot",
+                            overlay.name
+                        ),
+                    ));
+                }
                 let output = Output::of_image(image, request.path.out_format)?;
                 check_sector_size(customization.disk_image.sector_size)?;
                 (Some(bootloader), Some(output))
@@ -159,7 +186,6 @@ impl Factory {
                 version,
             )
         });
-        self.catalogs.require_available(&version.version).await?;
         let extensions = if matches!(kind, OutputKind::Kernel | OutputKind::Cmdline) {
             Vec::new()
         } else {
@@ -167,7 +193,11 @@ impl Factory {
         };
 
         let (args, meta) = profile::schematic_args(&request.schematic, &request.path, version);
-        let cmdline = profile::kernel_cmdline(&request.path, version, &[], meta, args);
+        let board_args = overlay
+            .as_ref()
+            .map(|overlay| overlay.board.kernel_args.clone())
+            .unwrap_or_default();
+        let cmdline = profile::kernel_cmdline(&request.path, version, &board_args, meta, args);
         let components = &self.config.artifacts.core.components;
         let imager = self.catalogs.core_image(&components.imager, &tag);
         // From 1.10 installers extend `installer-base`; before, the full `installer`.
@@ -189,6 +219,7 @@ impl Factory {
             output,
             installer_base,
             secure_boot,
+            overlay,
             key: String::new(),
         };
         plan.key = cache_key(&plan, &self.config.http.external_url);
@@ -313,10 +344,17 @@ fn refuse_unsupported(request: &AssetRequest, has_keys: bool) -> Result<(), Serv
                 format!("overlay is not supported for Talos version {tag}"),
             ));
         }
-        return Err(refused(
-            ErrorKind::InvalidInput,
-            "overlays are not supported by this factory yet",
-        ));
+        if request.path.arch != Arch::Arm64
+            && !matches!(kind, OutputKind::Kernel | OutputKind::Initramfs)
+        {
+            return Err(refused(
+                ErrorKind::InvalidInput,
+                format!(
+                    "overlay {:?} is for arm64 boards; this asset is for {}",
+                    request.schematic.overlay.name, request.path.arch
+                ),
+            ));
+        }
     }
     if profile::platform(&request.path.platform).is_none() {
         return Err(refused(
@@ -361,8 +399,13 @@ fn cache_key(plan: &Plan, external_url: &str) -> String {
     // The output container follows from the path, hashed above in full.
     hasher.update(
         format!(
-            "{:?}\0{:?}\0{:?}\0{:?}\0{:?}\0",
-            request.path, plan.bootloader, plan.iso_boot, plan.installer_base, plan.secure_boot
+            "{:?}\0{:?}\0{:?}\0{:?}\0{:?}\0{:?}\0",
+            request.path,
+            plan.bootloader,
+            plan.iso_boot,
+            plan.installer_base,
+            plan.secure_boot,
+            plan.overlay
         )
         .as_bytes(),
     );

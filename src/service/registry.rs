@@ -146,11 +146,23 @@ impl Factory {
                 format!("manifest unknown: {reference}"),
             ));
         };
+        // A board overlay is for arm64 boards: its installer index has only that image.
+        let arm64 = self
+            .resolve(schematic, &version, &name.asset_path(Arch::Arm64))
+            .await?;
+        let arches: &[Arch] = if arm64.overlay.is_some() {
+            &[Arch::Arm64]
+        } else {
+            &[Arch::Amd64, Arch::Arm64]
+        };
         let mut manifests = Vec::new();
-        for arch in [Arch::Amd64, Arch::Arm64] {
-            let plan = self
-                .resolve(schematic, &version, &name.asset_path(arch))
-                .await?;
+        for &arch in arches {
+            let plan = if arch == Arch::Arm64 {
+                arm64.clone()
+            } else {
+                self.resolve(schematic, &version, &name.asset_path(arch))
+                    .await?
+            };
             let manifest = self.installer_arch_manifest(&plan).await?;
             manifests.push(json!({
                 "mediaType": installer::OCI_MANIFEST,

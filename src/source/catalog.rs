@@ -216,13 +216,7 @@ fn yaml_document(image: &ImageRef, file: &str, bytes: &[u8]) -> Result<Option<No
 }
 
 fn mapping_value<'a>(node: &'a Node, key: &str) -> Option<&'a Node> {
-    match &node.kind {
-        NodeKind::Mapping(entries) => entries
-            .iter()
-            .find(|(name, _)| name.scalar_text() == Some(key))
-            .map(|(_, value)| value),
-        _ => None,
-    }
+    node.get(key)
 }
 
 fn text_of(node: Option<&Node>) -> String {

@@ -43,6 +43,17 @@ pub struct SyntaxError {
 }
 
 impl Node {
+    /// The value under `key`, if this is a mapping that has it.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.kind {
+            NodeKind::Mapping(entries) => entries
+                .iter()
+                .find(|(name, _)| name.scalar_text() == Some(key))
+                .map(|(_, value)| value),
+            _ => None,
+        }
+    }
+
     /// The scalar text, if this is a scalar.
     pub fn scalar_text(&self) -> Option<&str> {
         match &self.kind {

@@ -63,10 +63,33 @@ fn mixed_endian(guid: [u8; 16]) -> [u8; 16] {
     out
 }
 
+/// Sectors the 128 entries take.
+pub fn entry_sectors(sector: u64) -> u64 {
+    (ENTRIES * ENTRY_SIZE) as u64 / sector
+}
+
+/// The first LBA a partition may use when `gap` LBAs separate the primary header from
+/// the entries (a board's firmware lives there, imager.md §10).
+pub fn first_usable_lba(sector: u64, gap: u64) -> u64 {
+    2 + gap + entry_sectors(sector)
+}
+
 /// The table's bytes: `(offset, bytes)` pieces for the start and the end of the disk.
 pub fn write(sector: u64, disk_size: u64, partitions: &[Partition]) -> Vec<(u64, Vec<u8>)> {
+    write_with_gap(sector, disk_size, partitions, 0)
+}
+
+/// Like [`write`], with `gap` LBAs left untouched between the primary header and its
+/// entries (upstream's `WithSkipLBAs`); the protective MBR's first 446 bytes stay zero for
+/// the caller to fill.
+pub fn write_with_gap(
+    sector: u64,
+    disk_size: u64,
+    partitions: &[Partition],
+    gap: u64,
+) -> Vec<(u64, Vec<u8>)> {
     let last_lba = disk_size / sector - 1;
-    let entry_sectors = (ENTRIES * ENTRY_SIZE) as u64 / sector;
+    let entry_sectors = entry_sectors(sector);
     let mut entries = vec![0u8; ENTRIES * ENTRY_SIZE];
     for (index, partition) in partitions.iter().enumerate() {
         let entry = &mut entries[index * ENTRY_SIZE..(index + 1) * ENTRY_SIZE];
@@ -87,7 +110,7 @@ pub fn write(sector: u64, disk_size: u64, partitions: &[Partition]) -> Vec<(u64,
         header[12..16].copy_from_slice(&92u32.to_le_bytes());
         header[24..32].copy_from_slice(&current.to_le_bytes());
         header[32..40].copy_from_slice(&backup.to_le_bytes());
-        header[40..48].copy_from_slice(&(2 + entry_sectors).to_le_bytes());
+        header[40..48].copy_from_slice(&first_usable_lba(sector, gap).to_le_bytes());
         header[48..56].copy_from_slice(&(last_lba - entry_sectors - 1).to_le_bytes());
         header[56..72].copy_from_slice(&mixed_endian(guid_from_label("talos-image-disk")));
         header[72..80].copy_from_slice(&entries_lba.to_le_bytes());
@@ -108,17 +131,50 @@ pub fn write(sector: u64, disk_size: u64, partitions: &[Partition]) -> Vec<(u64,
     mbr[510] = 0x55;
     mbr[511] = 0xaa;
     let mut start = mbr;
-    start.extend(header(1, last_lba, 2));
-    start.extend(&entries);
+    start.extend(header(1, last_lba, 2 + gap));
     let backup_entries = last_lba - entry_sectors;
     let mut end = entries.clone();
     end.extend(header(last_lba, 1, backup_entries));
-    vec![(0, start), (backup_entries * sector, end)]
+    if gap == 0 {
+        start.extend(&entries);
+        return vec![(0, start), (backup_entries * sector, end)];
+    }
+    vec![
+        (0, start),
+        ((2 + gap) * sector, entries),
+        (backup_entries * sector, end),
+    ]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gap_moves_the_entries_and_the_first_usable_lba() {
+        let partitions = [Partition {
+            name: "EFI",
+            type_guid: ESP_TYPE,
+            first_lba: 22528,
+            last_lba: 22528 + 2047,
+            attributes: 0,
+        }];
+        let pieces = write_with_gap(512, 64 << 20, &partitions, 20480);
+        let offsets: Vec<u64> = pieces.iter().map(|(offset, _)| *offset).collect();
+        assert_eq!(offsets[..2], [0, 20482 * 512]);
+        let header = &pieces[0].1[512..1024];
+        assert_eq!(
+            u64::from_le_bytes(header[40..48].try_into().unwrap()),
+            20514
+        );
+        assert_eq!(
+            u64::from_le_bytes(header[72..80].try_into().unwrap()),
+            20482
+        );
+        assert_eq!(pieces[0].1.len(), 1024);
+        assert_eq!(first_usable_lba(512, 0), 34);
+        assert_eq!(first_usable_lba(4096, 0), 6);
+    }
 
     #[test]
     fn label_guids_match_talos() {

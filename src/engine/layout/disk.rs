@@ -67,6 +67,20 @@ pub struct DiskInputs {
     pub enrollment: Option<Enrollment>,
     /// Unix time of every file.
     pub mtime: u32,
+    /// What a board overlay's installer put into the image (GRUB layouts only).
+    pub overlay: Option<DiskOverlay>,
+}
+
+/// What a board overlay's installer made of the image (imager.md §10).
+#[derive(Debug, Clone, Default)]
+pub struct DiskOverlay {
+    /// LBAs left between the primary GPT header and its entries for the board's firmware.
+    pub gap_lbas: u64,
+    /// Bytes the installer wrote into the image file, `(offset, bytes)`. What falls on the
+    /// partition table or a partition is overwritten, as upstream writes those afterwards.
+    pub raw: Vec<(u64, Bytes)>,
+    /// Files for the ESP root (the installer's `<mountPrefix>/boot/EFI/`).
+    pub esp_files: Vec<(String, Bytes)>,
 }
 
 fn efi_name(arch: Arch) -> &'static str {
@@ -86,12 +100,27 @@ fn esp(disk: &DiskInputs, size: u64) -> Result<SparseImage, EngineError> {
         .filter(|enrollment| enrollment.mode != EnrollKeys::Off);
     let enroll = enrollment.map(|enrollment| enrollment.mode);
     let files = match disk.bootloader {
-        Bootloader::Grub => vec![FatFile {
-            path: loader,
-            bytes: disk.grub_efi.clone(),
-            packed: false,
-            read_only: false,
-        }],
+        Bootloader::Grub => {
+            let mut files = vec![FatFile {
+                path: loader.clone(),
+                bytes: disk.grub_efi.clone(),
+                packed: false,
+                read_only: false,
+            }];
+            let overlay_files = disk.overlay.iter().flat_map(|overlay| &overlay.esp_files);
+            // GRUB keeps its place; FAT names are case-insensitive.
+            files.extend(
+                overlay_files
+                    .filter(|(path, _)| !path.eq_ignore_ascii_case(&loader))
+                    .map(|(path, bytes)| FatFile {
+                        path: path.clone(),
+                        bytes: bytes.clone(),
+                        packed: false,
+                        read_only: false,
+                    }),
+            );
+            files
+        }
         Bootloader::SdBoot | Bootloader::DualBoot => {
             let mut files = vec![
                 FatFile {
@@ -180,9 +209,13 @@ fn boot_partition(disk: &DiskInputs, size: u64) -> Result<SparseImage, EngineErr
     )
 }
 
-/// Partitions placed one after another from 1 MiB, in LBAs of `sector`.
-fn allocate(sector: u64, parts: &[(&'static str, &'static str, u64, u64)]) -> Vec<gpt::Partition> {
-    let mut start = MIB;
+/// Partitions placed one after another from `start` (bytes), in LBAs of `sector`.
+fn allocate(
+    sector: u64,
+    start: u64,
+    parts: &[(&'static str, &'static str, u64, u64)],
+) -> Vec<gpt::Partition> {
+    let mut start = start;
     parts
         .iter()
         .map(|(name, type_guid, size, attributes)| {
@@ -197,6 +230,66 @@ fn allocate(sector: u64, parts: &[(&'static str, &'static str, u64, u64)]) -> Ve
             partition
         })
         .collect()
+}
+
+/// The boot code area of the protective MBR.
+const MBR_CODE: usize = 446;
+
+/// The board's bytes in the MBR's boot code area (zero without an overlay).
+fn board_mbr_code(overlay: Option<&DiskOverlay>) -> [u8; MBR_CODE] {
+    let mut code = [0u8; MBR_CODE];
+    for (offset, bytes) in overlay.iter().flat_map(|overlay| &overlay.raw) {
+        let end = (*offset + bytes.len() as u64).min(MBR_CODE as u64);
+        if *offset < end {
+            code[*offset as usize..end as usize].copy_from_slice(&bytes[..(end - offset) as usize]);
+        }
+    }
+    code
+}
+
+/// Byte ranges the table and the partitions own, sorted: the first sector (whose boot
+/// code is copied in separately), the primary header, the primary and backup entries with
+/// the backup header, every partition.
+fn taken_ranges(
+    sector: u64,
+    disk_size: u64,
+    gap: u64,
+    partitions: &[gpt::Partition],
+) -> Vec<(u64, u64)> {
+    let entries = gpt::entry_sectors(sector) * sector;
+    let backup = (disk_size / sector - 1) * sector - entries;
+    let mut taken = vec![
+        (0, 2 * sector),
+        ((2 + gap) * sector, (2 + gap) * sector + entries),
+        (backup, disk_size),
+    ];
+    taken.extend(partitions.iter().map(|partition| {
+        (
+            partition.first_lba * sector,
+            (partition.last_lba + 1) * sector,
+        )
+    }));
+    taken.sort_unstable();
+    taken
+}
+
+/// The parts of `start..end` that no range of `taken` (sorted) covers.
+fn outside(start: u64, end: u64, taken: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut free = Vec::new();
+    let mut at = start;
+    for &(from, to) in taken {
+        if to <= at || from >= end {
+            continue;
+        }
+        if from > at {
+            free.push((at, from));
+        }
+        at = at.max(to);
+    }
+    if at < end {
+        free.push((at, end));
+    }
+    free
 }
 
 /// GPT attribute bit 2: legacy BIOS bootable.
@@ -231,7 +324,10 @@ pub fn build(disk: &DiskInputs) -> Result<SparseImage, EngineError> {
     if legacy {
         parts.push(("STATE", gpt::LINUX_DATA_TYPE, STATE_SIZE, 0));
     }
-    let used: u64 = MIB + parts.iter().map(|part| part.2).sum::<u64>();
+    let gap = disk.overlay.as_ref().map_or(0, |overlay| overlay.gap_lbas);
+    // The first partition starts at 1 MiB, or after a board's gap rounded up to 1 MiB.
+    let first_start = (gpt::first_usable_lba(sector, gap) * sector).div_ceil(MIB) * MIB;
+    let used: u64 = first_start + parts.iter().map(|part| part.2).sum::<u64>();
     // Room for the backup table (32 sectors of 512 or 4 of 4096, plus the header) too.
     if disk.disk_size < used + MIB {
         return Err(EngineError::InvalidInput(format!(
@@ -240,7 +336,7 @@ pub fn build(disk: &DiskInputs) -> Result<SparseImage, EngineError> {
             used + MIB
         )));
     }
-    let mut partitions = allocate(sector, &parts);
+    let mut partitions = allocate(sector, first_start, &parts);
     if legacy {
         let last_lba = disk.disk_size / sector - 1;
         let entry_sectors = 128 * 128 / sector;
@@ -270,12 +366,26 @@ pub fn build(disk: &DiskInputs) -> Result<SparseImage, EngineError> {
         )?),
         _ => None,
     };
-    for (offset, mut bytes) in gpt::write(sector, disk.disk_size, &partitions) {
-        // The MBR's boot code area is GRUB's; the table writer leaves it alone otherwise.
-        if let (0, Some((mbr_code, _))) = (offset, &bios) {
-            bytes[..mbr_code.len()].copy_from_slice(mbr_code);
+    let mbr_code = board_mbr_code(disk.overlay.as_ref());
+    for (offset, mut bytes) in gpt::write_with_gap(sector, disk.disk_size, &partitions, gap) {
+        // The MBR's boot code area is GRUB's or the board's; the table writer leaves it be.
+        if offset == 0 {
+            bytes[..MBR_CODE].copy_from_slice(&mbr_code);
+            if let Some((code, _)) = &bios {
+                bytes[..code.len()].copy_from_slice(code);
+            }
         }
         image.put(offset, bytes)?;
+    }
+    if let Some(overlay) = &disk.overlay {
+        let taken = taken_ranges(sector, disk.disk_size, gap, &partitions);
+        for (offset, bytes) in &overlay.raw {
+            for (start, end) in outside(*offset, *offset + bytes.len() as u64, &taken) {
+                let from = (start - offset) as usize;
+                let to = (end - offset) as usize;
+                image.put(start, bytes.slice(from..to))?;
+            }
+        }
     }
     image.place(offset_of("EFI"), esp(disk, esp_bytes)?)?;
     if disk.bootloader != Bootloader::SdBoot {
@@ -327,9 +437,28 @@ mod tests {
     }
 
     #[test]
+    fn board_bytes_survive_only_where_nothing_else_is_written() {
+        let taken = [(0, 1024), (10_486_784, 10_503_168), (11 * MIB, 111 * MIB)];
+        assert_eq!(outside(32768, 40960, &taken), [(32768, 40960)]);
+        assert_eq!(outside(0, 2048, &taken), [(1024, 2048)]);
+        assert_eq!(
+            outside(10 * MIB, 12 * MIB, &taken),
+            [(10 * MIB, 10_486_784), (10_503_168, 11 * MIB)]
+        );
+        let overlay = DiskOverlay {
+            raw: vec![(440, Bytes::from_static(&[7; 16]))],
+            ..DiskOverlay::default()
+        };
+        let code = board_mbr_code(Some(&overlay));
+        assert_eq!(code[440..], [7; 6]);
+        assert_eq!(code[..440], [0; 440]);
+    }
+
+    #[test]
     fn partitions_start_at_one_mebibyte_and_touch() {
         let parts = allocate(
             512,
+            MIB,
             &[
                 ("EFI", gpt::ESP_TYPE, 2101 * MIB, 0),
                 ("META", gpt::LINUX_DATA_TYPE, MIB, 0),
@@ -340,7 +469,7 @@ mod tests {
             (parts[1].first_lba, parts[1].last_lba),
             (4_304_896, 4_306_943)
         );
-        let parts = allocate(4096, &[("EFI", gpt::ESP_TYPE, 2101 * MIB, 0)]);
+        let parts = allocate(4096, MIB, &[("EFI", gpt::ESP_TYPE, 2101 * MIB, 0)]);
         assert_eq!(
             (parts[0].first_lba, parts[0].last_lba),
             (256, 256 + 2101 * 256 - 1)

@@ -33,6 +33,9 @@ pub struct InstallerInputs {
     pub base_layers: Vec<BaseLayer>,
     /// `(path, bytes)` of the artifacts layer, e.g. `usr/install/amd64/vmlinuz.efi`.
     pub artifacts: Vec<(String, Bytes)>,
+    /// `(path, bytes, mode)` of the overlay layer (none without an overlay):
+    /// `overlay/artifacts/**`, `overlay/installers/default`, `overlay/extra-options`.
+    pub overlay: Vec<(String, Bytes, u32)>,
     /// The config's `created` time (Unix seconds).
     pub created: i64,
 }
@@ -92,16 +95,26 @@ fn rfc3339(seconds: i64) -> String {
 /// The artifacts layer: entries sorted by path, mode 0, owned by root, time 0 (as the
 /// imager writes it); returns (gzip blob, diff id).
 pub fn artifacts_layer(files: &[(String, Bytes)]) -> Result<(Vec<u8>, String), EngineError> {
+    let files: Vec<(String, Bytes, u32)> = files
+        .iter()
+        .map(|(name, bytes)| (name.clone(), bytes.clone(), 0))
+        .collect();
+    layer(&files)
+}
+
+/// A layer of files: entries sorted by path, owned by root, time 0; returns (gzip blob,
+/// diff id).
+fn layer(files: &[(String, Bytes, u32)]) -> Result<(Vec<u8>, String), EngineError> {
     let mut sorted = files.to_vec();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     let members = sorted
         .into_iter()
-        .map(|(name, bytes)| {
+        .map(|(name, bytes, mode)| {
             let mut content = SparseImage::new(bytes.len() as u64);
             content.put_packed(0, bytes)?;
             Ok(Member {
                 name,
-                mode: 0,
+                mode,
                 content,
                 sparse: false,
             })
@@ -128,7 +141,7 @@ pub struct InstallerImage {
 }
 
 /// Builds the image: the base layers (only the first of an old two-layer full installer),
-/// then the artifacts layer.
+/// then the artifacts layer, then the overlay layer if there is one.
 pub fn image(inputs: &InstallerInputs) -> Result<InstallerImage, EngineError> {
     let keep = if inputs.base_layers.len() == 2 {
         1
@@ -137,8 +150,16 @@ pub fn image(inputs: &InstallerInputs) -> Result<InstallerImage, EngineError> {
     };
     let base = &inputs.base_layers[..keep];
     let (artifacts, artifacts_diff_id) = artifacts_layer(&inputs.artifacts)?;
+    let overlay = if inputs.overlay.is_empty() {
+        None
+    } else {
+        Some(layer(&inputs.overlay)?)
+    };
     let mut diff_ids: Vec<String> = base.iter().map(|layer| layer.diff_id.clone()).collect();
     diff_ids.push(artifacts_diff_id);
+    if let Some((_, diff_id)) = &overlay {
+        diff_ids.push(diff_id.clone());
+    }
     let config = json!({
         "architecture": inputs.arch.as_str(),
         "created": rfc3339(inputs.created),
@@ -159,6 +180,10 @@ pub fn image(inputs: &InstallerInputs) -> Result<InstallerImage, EngineError> {
         .collect();
     let artifacts = Bytes::from(artifacts);
     layers.push((sha256(&artifacts), artifacts, OCI_LAYER_GZIP.into()));
+    if let Some((blob, _)) = overlay {
+        let blob = Bytes::from(blob);
+        layers.push((sha256(&blob), blob, OCI_LAYER_GZIP.into()));
+    }
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
@@ -284,6 +309,7 @@ mod tests {
             base_config: json!({"config": {"Entrypoint": ["/bin/installer"]}}),
             base_layers: vec![layer(1), layer(2)],
             artifacts: vec![("usr/install/amd64/vmlinuz".into(), Bytes::from_static(b"k"))],
+            overlay: Vec::new(),
             created: 0,
         };
         let image = image(&inputs).unwrap();
