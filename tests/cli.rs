@@ -180,13 +180,25 @@ fn build(
     asset: &str,
     configure: impl FnOnce(&mut Command),
 ) -> std::process::Output {
+    let vanilla = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/schematics/vanilla.yaml"
+    );
+    build_schematic(work, vanilla.as_ref(), output, asset, configure)
+}
+
+/// [`build`] of the schematic in `schematic`.
+fn build_schematic(
+    work: &std::path::Path,
+    schematic: &std::path::Path,
+    output: &std::path::Path,
+    asset: &str,
+    configure: impl FnOnce(&mut Command),
+) -> std::process::Output {
     let mut command = Command::new(BINARY);
     command
         .args(["build", "--version", "v1.12.0", "--schematic"])
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/fixtures/schematics/vanilla.yaml"
-        ))
+        .arg(schematic)
         .arg("--state-dir")
         .arg(work.join("state"))
         .arg("--output")
@@ -202,22 +214,26 @@ fn build(
     status
 }
 
+/// Points a command at the fixture release, verified with the fixture key.
+fn fixture_sources(command: &mut Command) -> &mut Command {
+    command
+        .env(
+            "IF_ARTIFACTS_OCILAYOUT",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/release"),
+        )
+        .env(
+            "IF_CONTAINERSIGNATURE_PUBLICKEYFILE",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/keys/cosign.pub"),
+        )
+}
+
 #[test]
 /// Needs the fixture release (`cargo xtask fixtures`, run by `make test`).
 fn built_assets_are_written_by_the_cli() {
     let work = tempfile::tempdir().unwrap();
     let output = work.path().join("cmdline");
     let status = build(work.path(), &output, "cmdline-metal-arm64", |command| {
-        command
-            .args(["--progress", "json"])
-            .env(
-                "IF_ARTIFACTS_OCILAYOUT",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/release"),
-            )
-            .env(
-                "IF_CONTAINERSIGNATURE_PUBLICKEYFILE",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/keys/cosign.pub"),
-            );
+        fixture_sources(command).args(["--progress", "json"]);
     });
     let stderr = String::from_utf8_lossy(&status.stderr);
     assert!(
@@ -232,6 +248,33 @@ fn built_assets_are_written_by_the_cli() {
             .starts_with("talos.platform=metal console=ttyAMA0 console=tty0 ")
     );
     assert!(!output.with_extension("partial").exists());
+}
+
+#[test]
+/// Needs the fixture release (`cargo xtask fixtures`): the CLI runs the board's installer.
+fn overlay_assets_are_built_by_the_cli() {
+    let work = tempfile::tempdir().unwrap();
+    let schematic = work.path().join("board.yaml");
+    std::fs::write(
+        &schematic,
+        "overlay:\n  image: siderolabs/sbc-fixture\n  name: qemu_arm64\n",
+    )
+    .unwrap();
+    let output = work.path().join("cmdline");
+    build_schematic(
+        work.path(),
+        &schematic,
+        &output,
+        "cmdline-metal-arm64",
+        |command| {
+            fixture_sources(command);
+        },
+    );
+    let cmdline = std::fs::read_to_string(&output).unwrap();
+    assert!(
+        cmdline.contains(" console=ttyAMA0,115200 fixture.overlay=qemu_arm64 "),
+        "{cmdline}"
+    );
 }
 
 #[test]

@@ -109,7 +109,24 @@ async fn overlays_per_version() {
     let (status, _, body) = get(&served.base, "/version/v1.12.0/overlays/official").await;
     assert_eq!(status, 200);
     let list: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 1);
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "rpi_generic",
+            "qemu_arm64",
+            "fails",
+            "sleeps",
+            "escapes",
+            "no-installer"
+        ]
+    );
+    assert_eq!(list[1]["image"], "siderolabs/sbc-fixture");
     assert_eq!(list[0]["name"], "rpi_generic");
     assert_eq!(list[0]["image"], "siderolabs/sbc-raspberrypi");
     assert_eq!(list[0]["ref"], "ghcr.io/siderolabs/sbc-raspberrypi:v0.1.0");

@@ -39,7 +39,7 @@ fn one_version(release: &Path) -> Vec<String> {
             .as_str()
             .unwrap();
         let tag = name.rsplit_once(':').unwrap().1;
-        if tag.ends_with(VERSION) || name.contains("/sbc-raspberrypi:") {
+        if tag.ends_with(VERSION) || name.contains("/sbc-") {
             wanted.push(name.to_string());
             manifest_closure(release, entry["digest"].as_str().unwrap(), &mut digests);
         }

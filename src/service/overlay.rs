@@ -336,3 +336,32 @@ impl Factory {
         Ok(files)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn overlays(landlock: bool, allow_unconfined: bool) -> Overlays {
+        Overlays {
+            landlock,
+            allow_unconfined,
+            timeout: Duration::from_secs(1),
+            max_write: 1,
+            scratch: std::env::temp_dir(),
+            answers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    #[test]
+    fn without_landlock_overlays_run_only_when_the_operator_allows_it() {
+        let refused = overlays(false, false).limits(1).unwrap_err();
+        assert!(matches!(refused, OverlayError::Unconfined));
+        assert!(
+            refused
+                .to_string()
+                .contains("build.allowUnconfinedOverlays")
+        );
+        assert!(!overlays(false, true).limits(1).unwrap().landlock);
+        assert!(overlays(true, false).limits(1).unwrap().landlock);
+    }
+}
