@@ -24,6 +24,10 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// `get-options` answers kept; past this many (distinct options from many schematics) the
+/// memory starts over rather than grow without bound.
+const KEPT_ANSWERS: usize = 1024;
+
 /// The largest file `get-options` may write; it has no reason to write any.
 const GET_OPTIONS_MAX_FILE: u64 = 16 << 20;
 
@@ -162,6 +166,9 @@ impl Factory {
                     .ask_board_options(&image, &overlay.name, &options_yaml)
                     .await?;
                 if let Ok(mut answers) = self.overlays.answers.lock() {
+                    if answers.len() >= KEPT_ANSWERS {
+                        answers.clear();
+                    }
                     answers.insert(key, answer.clone());
                 }
                 answer
