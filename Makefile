@@ -17,7 +17,8 @@ APT_PACKAGES := squashfs-tools cpio kmod zstd xz-utils skopeo docker-registry ov
   dosfstools mtools binutils python3-pefile gdisk fdisk xfsprogs grub-common grub-pc-bin \
   time curl xorriso openssl osslsigncode sbsigntool efitools
 
-.PHONY: all deps build fixtures run registry run-registry test lint bench clean
+.PHONY: all deps build fixtures run registry registry-server run-registry run-cluster test lint \
+  bench clean
 
 all: build
 
@@ -61,8 +62,8 @@ run: fixtures build
 	./target/release/image-factory serve --config fixtures/factory.yaml \
 	  --listen $(IMAGE_FACTORY_LISTEN) --state-dir $(STATE_DIR)
 
-# A local CNCF registry on $(REGISTRY_ADDR) holding the fixture release (copied with skopeo).
-registry: fixtures build
+# Debian's CNCF registry on $(REGISTRY_ADDR) (started unless something answers there).
+registry-server: deps
 	@mkdir -p $(STATE_DIR)/registry
 	@printf 'version: 0.1\nlog: {level: warn}\nstorage:\n  filesystem: {rootdirectory: %s}\nhttp: {addr: %s}\n' \
 	  "$(abspath $(STATE_DIR))/registry/data" "$(REGISTRY_ADDR)" > $(STATE_DIR)/registry/config.yml
@@ -70,12 +71,35 @@ registry: fixtures build
 	  nohup docker-registry serve $(STATE_DIR)/registry/config.yml > $(STATE_DIR)/registry/log 2>&1 & \
 	  for i in $$(seq 50); do curl -fsS http://$(REGISTRY_ADDR)/v2/ >/dev/null 2>&1 && break; sleep 0.1; done; \
 	fi
+
+# The local registry holding the fixture release (copied by `image-factory mirror`).
+registry: fixtures build registry-server
 	./target/release/image-factory mirror --config fixtures/factory.yaml --to-registry $(REGISTRY_ADDR)
 	@echo "registry on http://$(REGISTRY_ADDR) holds the fixture release"
 
 run-registry: registry build
 	./target/release/image-factory serve --config fixtures/factory-registry.yaml \
 	  --listen $(IMAGE_FACTORY_LISTEN) --state-dir $(STATE_DIR)
+
+# Two replicas sharing the local registry for schematics, the asset cache and installers,
+# configured with upstream's single-dash flags; the first one creates the shared signing key.
+CLUSTER_A ?= 127.0.0.1:8080
+CLUSTER_B ?= 127.0.0.1:8081
+CLUSTER_FLAGS = -external-url http://$(CLUSTER_A)/ \
+  -schematic-service-repository $(REGISTRY_ADDR)/image-factory/schematics \
+  -cache-repository $(REGISTRY_ADDR)/image-factory/cache \
+  -installer-internal-repository $(REGISTRY_ADDR)/siderolabs \
+  -cache-signing-key-path $(abspath $(STATE_DIR))/cluster/cache-signing-key.pem \
+  --config fixtures/factory.yaml
+run-cluster: fixtures build registry-server
+	@mkdir -p $(STATE_DIR)/cluster
+	@./target/release/image-factory $(CLUSTER_FLAGS) --listen $(CLUSTER_A) \
+	  --state-dir $(STATE_DIR)/cluster/a & replica_a=$$!; \
+	trap 'kill $$replica_a 2>/dev/null' EXIT INT TERM; \
+	for i in $$(seq 100); do curl -fsS http://$(CLUSTER_A)/healthz >/dev/null 2>&1 && break; sleep 0.1; done; \
+	echo "replicas on http://$(CLUSTER_A) and http://$(CLUSTER_B), registry http://$(REGISTRY_ADDR)"; \
+	./target/release/image-factory $(CLUSTER_FLAGS) --listen $(CLUSTER_B) \
+	  --state-dir $(STATE_DIR)/cluster/b
 
 lint:
 	$(CARGO) xtask lint

@@ -6,6 +6,13 @@
 //! `IF_HTTP_EXTERNALURL` names the key `http.externalURL` (prefix dropped, `_` → `.`).
 //! Unknown keys are errors, so a typo never silently falls back to a default.
 
+mod deploy;
+
+pub use deploy::{
+    InstallerRegistries, LocalCacheConfig, RegistryFrontendConfig, RepositoryConfig,
+    SchematicCacheConfig,
+};
+
 use crate::version::parse_strict;
 use crate::yaml::node::{Node, NodeKind, read_first_document};
 use crate::yaml::resolve::{Resolved, resolve_plain};
@@ -27,6 +34,7 @@ pub struct Config {
     pub build: BuildConfig,
     pub cache: CacheConfig,
     pub secure_boot: SecureBootConfig,
+    pub registry: RegistryFrontendConfig,
 }
 
 /// Secure Boot signing (upstream's `secureBoot` keys; the file provider).
@@ -54,12 +62,29 @@ pub struct SecureBootFiles {
     pub db_auth_path: PathBuf,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct CacheConfig {
     /// ECDSA P-256 key (PEM) that signs asset cache entries; empty: a key kept in the state
-    /// directory, created on first start.
+    /// directory, created on first start. Replicas sharing `cache.oci` need the same key.
     pub signing_key_path: PathBuf,
+    /// The shared second tier: an OCI repository (empty registry: none).
+    pub oci: RepositoryConfig,
+    /// The in-memory cache in front of the schematic store.
+    pub schematic: SchematicCacheConfig,
+    /// The first tier, on local disk.
+    pub local: LocalCacheConfig,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            signing_key_path: PathBuf::new(),
+            oci: deploy::default_cache_repository(),
+            schematic: SchematicCacheConfig::default(),
+            local: LocalCacheConfig::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +96,10 @@ pub struct ArtifactsConfig {
     pub oci_layout: PathBuf,
     /// How long the Talos version list is kept (Go duration: `15m`, `1h30m`).
     pub talos_version_recheck_interval: String,
+    /// Schematics in a registry, shared by replicas (empty registry: the state directory).
+    pub schematic: RepositoryConfig,
+    /// Installer images pushed to and pulled from registries (empty: served from the cache).
+    pub installer: InstallerRegistries,
 }
 
 /// Where the Talos release images come from.
@@ -161,6 +190,8 @@ impl Default for ArtifactsConfig {
             core: CoreArtifacts::default(),
             oci_layout: PathBuf::new(),
             talos_version_recheck_interval: "15m".into(),
+            schematic: deploy::default_schematic_repository(),
+            installer: InstallerRegistries::default(),
         }
     }
 }
@@ -388,6 +419,7 @@ impl Config {
         config.build.min_version()?;
         config.build.broken_versions()?;
         config.build.overlay_timeout()?;
+        config.cache.schematic.negative_ttl()?;
         Ok(config)
     }
 

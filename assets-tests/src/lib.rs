@@ -15,7 +15,8 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// `fixtures/release`, which `cargo xtask fixtures` (run by `make test`) generates.
+pub mod replica;
+
 /// The `image-factory` binary of this workspace, built if it is not yet (a test of another
 /// package does not get `CARGO_BIN_EXE_*`).
 pub fn factory_binary() -> PathBuf {
@@ -33,6 +34,7 @@ pub fn factory_binary() -> PathBuf {
     target.join("debug/image-factory")
 }
 
+/// `fixtures/release`, which `cargo xtask fixtures` (run by `make test`) generates.
 pub fn fixture_release() -> PathBuf {
     let release = workspace().join("fixtures/release");
     assert!(
@@ -83,6 +85,15 @@ pub fn run(command: &mut Command) -> String {
     String::from_utf8_lossy(&output.stdout).to_string()
 }
 
+/// `127.0.0.1:<a port nobody listens on>`.
+pub fn free_loopback_address() -> String {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
 /// A throwaway `docker-registry` on a free loopback port.
 #[derive(Debug)]
 pub struct LocalRegistry {
@@ -94,11 +105,7 @@ pub struct LocalRegistry {
 impl LocalRegistry {
     pub fn start() -> LocalRegistry {
         let storage = tempfile::tempdir().expect("temporary directory");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let address = format!("127.0.0.1:{port}");
+        let address = free_loopback_address();
         let config = storage.path().join("config.yml");
         std::fs::write(
             &config,
@@ -593,11 +600,11 @@ impl TestFactory {
         config.container_signature.public_key_file = fixture_public_key();
         config.http.external_url = "http://factory.test/".into();
         adjust(&mut config);
-        let store = image_factory::store::FsSchematicStore::open(&config.storage.dir)
-            .expect("schematic store");
+        let store =
+            image_factory::store::open_schematic_store(&config, tokio::runtime::Handle::current())
+                .expect("schematic store");
         let factory =
-            image_factory::service::Factory::from_config(config, std::sync::Arc::new(store))
-                .expect("factory starts");
+            image_factory::service::Factory::from_config(config, store).expect("factory starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("loopback port");

@@ -3,18 +3,17 @@
 //! and canonical form offline.
 
 mod build;
+mod go_flags;
 mod mirror;
 
 use crate::config::{self, Config};
 use crate::frontend;
 use crate::schematic::Schematic;
 use crate::service::Factory;
-use crate::store::FsSchematicStore;
 use clap::{Parser, Subcommand};
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -86,14 +85,25 @@ fn serve_help() -> String {
 
 /// Runs the command line and returns the process exit status.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (args, go_flags) = match go_flags::extract(std::env::args().collect()) {
+        Ok(extracted) => extracted,
+        Err(error) => {
+            eprintln!("image-factory: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
     init_logging(&cli.log_level);
+    if !go_flags.is_empty() && !matches!(cli.command, Command::Serve { .. }) {
+        eprintln!("image-factory: upstream's single-dash flags configure `serve` only");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Serve {
             configs,
             listen,
             state_dir,
-        } => serve(configs, listen, state_dir),
+        } => serve(configs, listen, state_dir, &go_flags),
         Command::Schematic { command } => schematic(command),
         Command::Build(args) => build::run(args),
         Command::Mirror(args) => mirror::run(args),
@@ -150,8 +160,12 @@ fn serve(
     configs: Vec<PathBuf>,
     listen: Option<String>,
     state_dir: Option<PathBuf>,
+    go_flags: &go_flags::GoFlags,
 ) -> Result<(), String> {
     let mut config = Config::load(std::env::vars(), &configs).map_err(|error| error.to_string())?;
+    go_flags
+        .apply(&mut config)
+        .map_err(|error| error.to_string())?;
     if let Some(listen) = listen {
         config.http.http_listen_addr = listen;
     }
@@ -159,12 +173,12 @@ fn serve(
         config.storage.dir = dir;
     }
     let address = config.listen_addr().map_err(|error| error.to_string())?;
-    let store = FsSchematicStore::open(&config.storage.dir).map_err(|error| error.to_string())?;
-    let factory = Factory::from_config(config, Arc::new(store))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|error| format!("cannot start the async runtime: {error}"))?;
+    let store = crate::store::open_schematic_store(&config, runtime.handle().clone())?;
+    let factory = Factory::from_config(config, store)?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(address)
             .await

@@ -6,5 +6,6 @@ mod error;
 pub mod http;
 mod json;
 mod registry;
+mod relay;
 
 pub use http::{router, serve};

@@ -55,15 +55,21 @@ pub async fn route(
     State(factory): State<Factory>,
     Path(path): Path<String>,
     method: Method,
+    uri: axum::http::Uri,
 ) -> Response {
-    let response = match dispatch(&factory, &path, &method).await {
+    let response = match dispatch(&factory, &path, &method, uri.query()).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     };
     with_api_version(response)
 }
 
-async fn dispatch(factory: &Factory, path: &str, method: &Method) -> Result<Response, ApiError> {
+async fn dispatch(
+    factory: &Factory,
+    path: &str,
+    method: &Method,
+    query: Option<&str>,
+) -> Result<Response, ApiError> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     if segments == [""] {
         return Ok(StatusCode::OK.into_response());
@@ -85,6 +91,12 @@ async fn dispatch(factory: &Factory, path: &str, method: &Method) -> Result<Resp
     let [image, schematic] = repository else {
         return not_found();
     };
+    if let Some(target) = factory
+        .installer_target(image, schematic, resource, reference)
+        .await?
+    {
+        return super::relay::redirect_or_relay(target, method, query).await;
+    }
     match *resource {
         "manifests" => {
             let manifest = factory

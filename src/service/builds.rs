@@ -1,7 +1,9 @@
 //! Single-flight builds: a cache miss runs one build per key however many requests wait for
 //! it, bounded by `build.maxConcurrency` and detached from the requests (a client that goes
 //! away does not cancel the build); the build tees its bytes into the asset cache, and
-//! waiters can follow the entry while it is written.
+//! waiters can follow the entry while it is written. With a shared tier (`cache.oci`), a
+//! local miss looks there first and streams a verified entry into the local cache instead of
+//! building; what this replica builds is published there once it is whole.
 
 use super::delivery::{BuildState, Delivery, GrowingAsset, SharedError};
 use super::plan::Plan;
@@ -12,7 +14,10 @@ use crate::format::{Compression, SparseImage};
 use crate::source::FileTree;
 use crate::store::StoreError;
 use crate::store::cache::{AssetCache, CachedAsset, load_or_create_key};
-use std::collections::HashMap;
+use crate::store::repository::Repository;
+use crate::store::shared_cache::{SharedCache, SharedEntry};
+use sha2::Digest as _;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Mutex, Semaphore, watch};
@@ -21,6 +26,11 @@ use tokio::sync::{Mutex, Semaphore, watch};
 #[derive(Debug)]
 pub struct Builds {
     pub cache: AssetCache,
+    /// The shared tier, when `cache.oci` names a registry.
+    pub shared: Option<Arc<SharedCache>>,
+    /// Shared entries whose bytes did not match their signed digest: built here instead.
+    unusable_shared: std::sync::Mutex<HashSet<String>>,
+    fetched: AtomicU64,
     inflight: std::sync::Mutex<HashMap<String, watch::Receiver<BuildState>>>,
     slots: Arc<Semaphore>,
     started: AtomicU64,
@@ -28,6 +38,8 @@ pub struct Builds {
     pub(super) imagers: Mutex<Vec<(String, Arc<FileTree>)>>,
     /// Registry installer builds run one at a time (see `registry.rs`).
     pub(super) registry_builds: Mutex<()>,
+    /// Publishing installers to the internal repository, one at a time.
+    pub(super) registry_publishing: Mutex<()>,
 }
 
 /// What a build makes: small assets whole, images as extents to encode into the cache.
@@ -44,19 +56,31 @@ impl Builds {
             config.cache.signing_key_path.clone()
         };
         let key = load_or_create_key(&key_path)?;
+        let shared = Repository::from_config(&config.cache.oci)
+            .map(|repository| Arc::new(SharedCache::new(repository, key.clone())));
         Ok(Builds {
-            cache: AssetCache::open(&config.storage.dir.join("assets"), key)?,
+            cache: AssetCache::open(&config.storage.dir.join("assets"), key)?
+                .with_limit(config.cache.local.max_bytes),
+            shared,
+            unusable_shared: std::sync::Mutex::new(HashSet::new()),
+            fetched: AtomicU64::new(0),
             inflight: std::sync::Mutex::new(HashMap::new()),
             slots: Arc::new(Semaphore::new(config.build.max_concurrency.max(1) as usize)),
             started: AtomicU64::new(0),
             imagers: Mutex::new(Vec::new()),
             registry_builds: Mutex::new(()),
+            registry_publishing: Mutex::new(()),
         })
     }
 
     /// Builds started since start-up (cache misses that ran the engine).
     pub fn started(&self) -> u64 {
         self.started.load(Ordering::Relaxed)
+    }
+
+    /// Local misses served from the shared tier since start-up.
+    pub fn fetched(&self) -> u64 {
+        self.fetched.load(Ordering::Relaxed)
     }
 }
 
@@ -120,6 +144,9 @@ impl Factory {
             kind: error.kind(),
             message: error.to_string(),
         };
+        if let Some(asset) = self.fetch_shared(&plan.key, &state).await? {
+            return Ok(asset);
+        }
         let _slot = self
             .builds
             .slots
@@ -153,6 +180,131 @@ impl Factory {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "asset built"
         );
+        if let Some(tier) = self.builds.shared.clone() {
+            let (key, path) = (plan.key.clone(), asset.path.clone());
+            // Detached: the first client already has its bytes; others find the entry
+            // once it is whole.
+            tokio::spawn(async move {
+                match tier.publish(&key, &path).await {
+                    Ok(entry) => tracing::info!(
+                        key,
+                        manifest = %entry.manifest,
+                        repository = %tier.name(),
+                        "asset published to the shared cache"
+                    ),
+                    Err(error) => {
+                        tracing::warn!(key, %error, "publishing to the shared cache failed")
+                    }
+                }
+            });
+        }
         Ok(asset)
     }
+
+    /// A local miss served from the shared tier: the verified entry streamed into the local
+    /// cache (followers read it as it arrives). A tier that cannot be read is a miss; bytes
+    /// that do not match the signed digest fail this request and mark the entry unusable,
+    /// so the next request builds.
+    async fn fetch_shared(
+        &self,
+        key: &str,
+        state: &Arc<watch::Sender<BuildState>>,
+    ) -> Result<Option<CachedAsset>, SharedError> {
+        let Some(tier) = self.builds.shared.clone() else {
+            return Ok(None);
+        };
+        if self
+            .builds
+            .unusable_shared
+            .lock()
+            .is_ok_and(|unusable| unusable.contains(key))
+        {
+            return Ok(None);
+        }
+        let entry = match tier.lookup(key).await {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return Ok(None),
+            Err(error) => {
+                tracing::warn!(key, %error, "shared cache unreadable: building instead");
+                return Ok(None);
+            }
+        };
+        let stream = match tier.stream(&entry).await {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(key, %error, "shared cache blob unreadable: building instead");
+                return Ok(None);
+            }
+        };
+        let builds = self.builds.clone();
+        let runtime = tokio::runtime::Handle::current();
+        let (owned_key, state) = (key.to_string(), state.clone());
+        let fetched = tokio::task::spawn_blocking(move || {
+            let progress = |path: &std::path::Path, written: u64| {
+                state.send_modify(|state| state.partial = Some((path.to_path_buf(), written)));
+            };
+            builds.cache.put_streaming(&owned_key, &progress, |sink| {
+                copy_checked(&runtime, stream, &entry, sink)
+            })
+        })
+        .await
+        .map_err(|error| SharedError {
+            kind: crate::error::ErrorKind::Internal,
+            message: error.to_string(),
+        })?;
+        match fetched {
+            Ok(asset) => {
+                self.builds.fetched.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    key,
+                    size = asset.size,
+                    "asset fetched from the shared cache"
+                );
+                Ok(Some(asset))
+            }
+            Err(error) => {
+                if let Ok(mut unusable) = self.builds.unusable_shared.lock() {
+                    unusable.insert(key.to_string());
+                }
+                tracing::warn!(key, %error, "shared cache entry unusable");
+                Err(SharedError {
+                    kind: crate::error::ErrorKind::Unavailable,
+                    message: format!("the shared cache entry could not be read: {error}"),
+                })
+            }
+        }
+    }
+}
+
+/// Copies a shared entry's bytes into `sink`, failing unless they are exactly the signed
+/// digest and size.
+fn copy_checked(
+    runtime: &tokio::runtime::Handle,
+    stream: impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>>,
+    entry: &SharedEntry,
+    sink: &mut dyn crate::format::Sink,
+) -> std::io::Result<()> {
+    use futures_util::StreamExt;
+    let mut stream = std::pin::pin!(stream);
+    let mut hasher = sha2::Sha256::new();
+    let mut size = 0u64;
+    while let Some(chunk) = runtime.block_on(stream.next()) {
+        let chunk = chunk?;
+        size += chunk.len() as u64;
+        if size > entry.size {
+            return Err(std::io::Error::other(
+                "the blob is longer than its manifest says",
+            ));
+        }
+        hasher.update(&chunk);
+        sink.data(&chunk, false)?;
+    }
+    let digest = crate::hex::encode(&hasher.finalize());
+    if size != entry.size || digest != entry.blob.hex() {
+        return Err(std::io::Error::other(format!(
+            "blob {} does not match its signed digest and size",
+            entry.blob
+        )));
+    }
+    Ok(())
 }

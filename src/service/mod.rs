@@ -10,6 +10,7 @@ pub mod builds;
 pub mod checksums;
 pub mod delivery;
 mod inputs;
+pub mod installer_registry;
 pub mod mirror;
 pub mod overlay;
 pub mod plan;

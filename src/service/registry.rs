@@ -86,7 +86,7 @@ fn media_type_of(document: &[u8]) -> Option<String> {
 
 impl Factory {
     /// Checks the schematic (404 first), then the image name (400).
-    async fn installer_repository(
+    pub(super) async fn installer_repository(
         &self,
         image: &str,
         schematic: &str,
@@ -130,16 +130,8 @@ impl Factory {
                 digest: reference.to_string(),
             });
         }
-        let version = if reference == "latest" {
-            let versions = self.catalogs.versions().await?;
-            versions
-                .iter()
-                .rev()
-                .find(|version| version.pre.is_empty())
-                .map(|version| format!("v{version}"))
-                .ok_or_else(|| refused(ErrorKind::NotFound, "no stable Talos version"))?
-        } else if reference.starts_with('v') {
-            reference.to_string()
+        let version = if reference == "latest" || reference.starts_with('v') {
+            self.installer_version(reference).await?
         } else {
             return Err(refused(
                 ErrorKind::NotFound,
@@ -204,35 +196,16 @@ impl Factory {
             .unwrap_or(&self.config.http.external_url)
             .trim_end_matches('/')
             .to_string();
-        let payload =
-            crate::sign::SimpleSigning::new(&format!("{host}/{image}/{schematic}"), signed)
-                .to_bytes();
-        let signature =
-            crate::sign::encode_signature(&self.builds.cache.signing_key().sign(&payload));
-        let payload_digest = digest_of(&payload);
-        let config = serde_json::to_vec(&json!({
-            "architecture": "",
-            "os": "",
-            "config": {},
-            "rootfs": {"type": "layers", "diff_ids": [payload_digest]},
-        }))?;
-        let manifest = serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "mediaType": installer::OCI_MANIFEST,
-            "config": {
-                "mediaType": installer::OCI_CONFIG,
-                "size": config.len(),
-                "digest": digest_of(&config),
-            },
-            "layers": [{
-                "mediaType": crate::sign::SIMPLE_SIGNING_MEDIA_TYPE,
-                "size": payload.len(),
-                "digest": payload_digest,
-                "annotations": {crate::sign::SIGNATURE_ANNOTATION: signature},
-            }],
-        }))?;
-        self.store_blob(&digest_of(&config), config).await?;
-        self.store_blob(&payload_digest, payload).await?;
+        let signature = crate::store::repository::signature_image(
+            self.builds.cache.signing_key(),
+            &format!("{host}/{image}/{schematic}"),
+            signed,
+        );
+        let manifest = signature.manifest;
+        self.store_blob(&digest_of(&signature.config), signature.config)
+            .await?;
+        self.store_blob(&digest_of(&signature.payload), signature.payload)
+            .await?;
         let digest = digest_of(&manifest);
         self.store_blob(&digest, manifest.clone()).await?;
         Ok(RegistryManifest {
@@ -253,7 +226,7 @@ impl Factory {
         self.stored_blob(digest)
     }
 
-    fn stored_blob(&self, digest: &str) -> Result<CachedAsset, ServiceError> {
+    pub(super) fn stored_blob(&self, digest: &str) -> Result<CachedAsset, ServiceError> {
         let key = blob_key(digest)
             .ok_or_else(|| refused(ErrorKind::NotFound, format!("blob unknown: {digest}")))?;
         self.builds

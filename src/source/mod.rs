@@ -3,6 +3,7 @@
 //! checked against its digest and every image checked against its signature.
 
 pub mod catalog;
+pub mod credentials;
 pub mod flatten;
 pub mod layout;
 pub mod oci;

@@ -4,13 +4,11 @@
 use super::SourceError;
 use super::oci::{ACCEPTED_MANIFESTS, Descriptor, Digest};
 use super::reference::ImageRef;
-use base64::Engine;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 /// A registry client shared by all pulls.
 pub struct Registry {
@@ -189,6 +187,76 @@ impl Registry {
             .map_err(|error| classify(image, error))
     }
 
+    /// The digest of the manifest `image` names, or `None` when the registry has none.
+    pub async fn manifest_digest(&self, image: &ImageRef) -> Result<Option<Digest>, SourceError> {
+        let auth = credentials(&image.registry);
+        match self
+            .client
+            .fetch_manifest_digest(&Self::reference(image), &auth)
+            .await
+        {
+            Ok(digest) => Digest::parse(&digest)
+                .map(Some)
+                .map_err(SourceError::Invalid),
+            Err(error) => match classify(image, error) {
+                SourceError::NotFound(_) => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Uploads the bytes of `stream` as a blob of `image`'s repository in chunks; the
+    /// registry commits it only once the last chunk and its digest arrived, so an upload
+    /// cut short leaves nothing behind. Returns the digest and size.
+    pub async fn push_blob_stream(
+        &self,
+        image: &ImageRef,
+        stream: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+    ) -> Result<(Digest, u64), SourceError> {
+        use futures_util::StreamExt;
+        self.authenticate(image, oci_client::RegistryOperation::Push)
+            .await?;
+        let stream = stream.map(|chunk| {
+            chunk.map_err(|error| OciDistributionError::GenericError(Some(error.to_string())))
+        });
+        let pushed = self
+            .client
+            .push_blob_stream_chunked(&Self::reference(image), stream)
+            .await
+            .map_err(|error| classify(image, error))?;
+        let digest = Digest::parse(&pushed.blob_digest).map_err(SourceError::Invalid)?;
+        Ok((digest, pushed.size))
+    }
+
+    /// The bytes of blob `digest` (of `size` bytes) as they arrive; the caller checks them
+    /// against the digest.
+    pub async fn blob_stream(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<
+        impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + use<>,
+        SourceError,
+    > {
+        use futures_util::StreamExt;
+        self.authenticate(image, oci_client::RegistryOperation::Pull)
+            .await?;
+        let layer = oci_client::manifest::OciDescriptor {
+            digest: digest.to_string(),
+            size: i64::try_from(size).unwrap_or(i64::MAX),
+            ..Default::default()
+        };
+        let sized = self
+            .client
+            .pull_blob_stream(&Self::reference(image), &layer)
+            .await
+            .map_err(|error| classify(image, error))?;
+        Ok(sized
+            .stream
+            .map(|chunk| chunk.map_err(std::io::Error::other)))
+    }
+
     /// All tags of `image`'s repository.
     pub async fn tags(&self, image: &ImageRef) -> Result<Vec<String>, SourceError> {
         let auth = credentials(&image.registry);
@@ -233,39 +301,6 @@ fn classify(image: &ImageRef, error: OciDistributionError) -> SourceError {
     }
 }
 
-/// Credentials for `registry` from the Docker config (`$DOCKER_CONFIG/config.json` or
-/// `~/.docker/config.json`), else anonymous.
 fn credentials(registry: &str) -> RegistryAuth {
-    let path = std::env::var_os("DOCKER_CONFIG")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker")))
-        .map(|dir| dir.join("config.json"));
-    let Some(config) = path.and_then(|path| std::fs::read(path).ok()) else {
-        return RegistryAuth::Anonymous;
-    };
-    let Ok(config) = serde_json::from_slice::<serde_json::Value>(&config) else {
-        return RegistryAuth::Anonymous;
-    };
-    let auths = config.get("auths").and_then(|auths| auths.as_object());
-    let entry = auths.and_then(|auths| {
-        auths.iter().find_map(|(key, value)| {
-            let host = key
-                .trim_start_matches("https://")
-                .trim_start_matches("http://")
-                .split('/')
-                .next()
-                .unwrap_or("");
-            (host == registry).then_some(value)
-        })
-    });
-    let encoded = entry
-        .and_then(|entry| entry.get("auth"))
-        .and_then(|auth| auth.as_str());
-    let decoded = encoded
-        .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
-        .and_then(|bytes| String::from_utf8(bytes).ok());
-    match decoded.as_deref().and_then(|text| text.split_once(':')) {
-        Some((user, password)) => RegistryAuth::Basic(user.to_string(), password.to_string()),
-        None => RegistryAuth::Anonymous,
-    }
+    super::credentials::for_registry(registry)
 }

@@ -6,6 +6,10 @@
 //! The digest is SHA-256 over the SHA-256 of each 1 MiB chunk, so a disk image's holes
 //! cost one precomputed chunk digest each instead of hashing gigabytes of zeros; an entry is
 //! verified once per process (and again whenever its file changes).
+//!
+//! The cache is bounded: after every new entry, the least recently used entries (by the
+//! modification time of their record, renewed on every hit) are removed until the entries
+//! take no more than the configured disk space.
 
 use super::{StoreError, io_error};
 use crate::format::Sink;
@@ -110,6 +114,10 @@ pub struct AssetCache {
     temporaries: AtomicU64,
     /// Entries whose data was verified in this process, with the file state then.
     verified: std::sync::Mutex<std::collections::HashMap<String, FileState>>,
+    /// Disk space (allocated bytes) the entries may take.
+    max_bytes: u64,
+    /// One eviction pass at a time.
+    evicting: std::sync::Mutex<()>,
 }
 
 /// What identifies one version of a data file.
@@ -148,7 +156,79 @@ impl AssetCache {
             verifying,
             temporaries: AtomicU64::new(0),
             verified: std::sync::Mutex::new(std::collections::HashMap::new()),
+            max_bytes: u64::MAX,
+            evicting: std::sync::Mutex::new(()),
         })
+    }
+
+    /// Bounds the entries to `max_bytes` of disk space.
+    pub fn with_limit(mut self, max_bytes: u64) -> AssetCache {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Disk space the entries take now (allocated bytes, so holes cost nothing).
+    pub fn disk_usage(&self) -> u64 {
+        self.entries_by_use().iter().map(|entry| entry.1).sum()
+    }
+
+    /// Every finished entry with its disk space and last use, least recently used first.
+    fn entries_by_use(&self) -> Vec<(String, u64, std::time::SystemTime)> {
+        let Ok(listing) = fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        let mut entries: Vec<_> = listing
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().to_string();
+                if name.starts_with(".tmp-") {
+                    return None;
+                }
+                let used = fs::metadata(entry.path().join("record.json"))
+                    .and_then(|metadata| metadata.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                let space: u64 = fs::read_dir(entry.path())
+                    .map(|files| files.flatten().map(|file| allocated(&file.path())).sum())
+                    .unwrap_or(0);
+                Some((name, space, used))
+            })
+            .collect();
+        entries.sort_by_key(|entry| entry.2);
+        entries
+    }
+
+    /// Removes least recently used entries, never `keep`, until the rest fit the limit.
+    fn enforce_limit(&self, keep: &str) {
+        if self.max_bytes == u64::MAX {
+            return;
+        }
+        let Ok(_pass) = self.evicting.lock() else {
+            return;
+        };
+        let entries = self.entries_by_use();
+        let mut total: u64 = entries.iter().map(|entry| entry.1).sum();
+        for (key, space, _) in entries {
+            if total <= self.max_bytes {
+                break;
+            }
+            if key == keep {
+                continue;
+            }
+            if let Ok(mut verified) = self.verified.lock() {
+                verified.remove(&key);
+            }
+            if fs::remove_dir_all(self.entry_dir(&key)).is_ok() {
+                tracing::info!(key, bytes = space, "evicted from the local asset cache");
+                total -= space;
+            }
+        }
+        if total > self.max_bytes {
+            tracing::warn!(
+                total,
+                limit = self.max_bytes,
+                "the newest asset cache entry alone exceeds cache.local.maxBytes"
+            );
+        }
     }
 
     /// The key entries are signed with, which also signs what the factory publishes.
@@ -188,6 +268,7 @@ impl AssetCache {
         let data = dir.join("data");
         let state = file_state(&data, &record.digest);
         let known = self.verified.lock().ok().and_then(|v| v.get(key).cloned());
+        touch(&record_path);
         if state.is_some() && known == state {
             return Ok(Some(CachedAsset {
                 path: data,
@@ -295,6 +376,8 @@ impl AssetCache {
         })();
         if result.is_err() {
             let _ = fs::remove_dir_all(&temporary);
+        } else {
+            self.enforce_limit(key);
         }
         result
     }
@@ -310,6 +393,19 @@ impl AssetCache {
         }
         Ok(())
     }
+}
+
+/// Marks an entry as just used.
+fn touch(record: &Path) {
+    if let Ok(file) = fs::File::options().append(true).open(record) {
+        let _ = file.set_modified(std::time::SystemTime::now());
+    }
+}
+
+/// Disk blocks a file takes, in bytes.
+fn allocated(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).map_or(0, |metadata| metadata.blocks() * 512)
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
@@ -439,6 +535,41 @@ mod tests {
         let other = AssetCache::open(&dir.path().join("cache"), SigningKey::generate()).unwrap();
         cache.put("k", b"asset bytes").unwrap();
         assert_eq!(other.get("k"), None, "a different key invalidates entries");
+    }
+
+    #[test]
+    fn the_least_recently_used_entries_go_beyond_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = AssetCache::open(dir.path(), SigningKey::generate())
+            .unwrap()
+            .with_limit(3 * 64 * 1024);
+        let bytes = vec![7u8; 60 * 1024];
+        for key in ["a", "b", "c"] {
+            cache.put(key, &bytes).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(cache.get("a").is_some(), "a is used again");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        cache.put("d", &bytes).unwrap();
+        assert!(
+            cache.disk_usage() <= 3 * 64 * 1024,
+            "{}",
+            cache.disk_usage()
+        );
+        assert!(
+            cache.get("b").is_none(),
+            "the least recently used entry went"
+        );
+        for key in ["a", "c", "d"] {
+            assert!(cache.get(key).is_some(), "{key} stays");
+        }
+        let huge = vec![1u8; 400 * 1024];
+        let kept = cache.put("huge", &huge).unwrap();
+        assert_eq!(
+            fs::read(&kept.path).unwrap(),
+            huge,
+            "the newest entry is never evicted"
+        );
     }
 
     #[test]
