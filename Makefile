@@ -104,8 +104,16 @@ run-cluster: fixtures build registry-server
 lint:
 	$(CARGO) xtask lint
 
-test: deps fixtures lint
-	$(CARGO) test --workspace --all-targets --locked
+# The lint runs beside the fixture generation (much of which waits on downloads and
+# single-threaded packers). cargo-nextest, where installed, runs the tests of every binary
+# side by side rather than one binary after another.
+test: deps
+	@$(MAKE) --no-print-directory -j2 fixtures lint
+	@if command -v cargo-nextest >/dev/null 2>&1; then \
+	  $(CARGO) nextest run --workspace --all-targets --locked --no-fail-fast; \
+	else \
+	  $(CARGO) test --workspace --all-targets --locked; \
+	fi
 
 bench: fixtures
 	$(CARGO) bench --locked
