@@ -16,6 +16,7 @@ pub fn workspace() -> PathBuf {
 }
 
 pub mod replica;
+pub mod webdriver;
 
 /// The `image-factory` binary of this workspace, built if it is not yet (a test of another
 /// package does not get `CARGO_BIN_EXE_*`).

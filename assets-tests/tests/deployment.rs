@@ -507,6 +507,11 @@ async fn a_replica_killed_while_it_pushes_leaves_nothing_half_made() {
         0,
         "killed before the push ended"
     );
+    assert_eq!(
+        a.count_log("publishing to the shared cache failed"),
+        0,
+        "the push was under way, not failed"
+    );
 
     let b = Replica::start(&["serve", "--config", &config], &environment);
     b.create_schematic("customization:\n  extraKernelArgs:\n    - killed.mid=push\n")

@@ -57,6 +57,7 @@ pub fn router(factory: Factory) -> Router {
         .route("/v2", get(registry::ping))
         .route("/v2/", get(registry::ping))
         .route("/v2/{*path}", get(registry::route))
+        .merge(super::ui::routes())
         .fallback(|| async { plain_text(StatusCode::NOT_FOUND, "404 page not found") })
         .method_not_allowed_fallback(|| async {
             plain_text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")

@@ -7,5 +7,6 @@ pub mod http;
 mod json;
 mod registry;
 mod relay;
+mod ui;
 
 pub use http::{router, serve};
