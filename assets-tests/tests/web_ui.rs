@@ -140,6 +140,12 @@ async fn walk(factory: &TestFactory, walk: &Walk<'_>, javascript: bool) -> Strin
         let answer = client.head(&local).send().await.unwrap();
         assert_eq!(answer.status(), 200, "HEAD {url}");
     }
+    assert!(!browser.text("#first-boot").await.is_empty());
+    let command = browser.text("pre.command").await;
+    assert!(
+        command.contains(&format!("--schematic-id={id}")),
+        "{command}"
+    );
     let installer = browser.text("#installer").await;
     assert!(installer.starts_with("factory.test/"), "{installer}");
     assert!(

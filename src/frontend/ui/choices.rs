@@ -64,6 +64,8 @@ pub struct Choices {
     pub cmdline: String,
     pub bootloader: String,
     pub overlay_options: String,
+    /// A machine configuration embedded in the image (Talos 1.12 and later).
+    pub embedded_config: String,
     /// Set when the page was opened from a stored schematic.
     pub schematic_id: String,
 }
@@ -88,6 +90,7 @@ impl Choices {
                 "cmdline" => choices.cmdline = value,
                 "bootloader" => choices.bootloader = value,
                 "overlay-options" => choices.overlay_options = value,
+                "embedded-config" => choices.embedded_config = value,
                 "schematic-id" => choices.schematic_id = value,
                 _ => {}
             }
@@ -109,6 +112,7 @@ impl Choices {
             ("cmdline", &self.cmdline),
             ("bootloader", &self.bootloader),
             ("overlay-options", &self.overlay_options),
+            ("embedded-config", &self.embedded_config),
         ] {
             if !value.is_empty() {
                 query.append_pair(name, value);
@@ -136,6 +140,7 @@ impl Choices {
         customization.extra_kernel_args = self.kernel_args();
         customization.system_extensions.official_extensions = self.extensions.clone();
         customization.bootloader = Bootloader::parse(&self.bootloader).unwrap_or_default();
+        customization.embedded_machine_configuration = self.embedded_config.clone();
         if let (Target::Sbc, Some(image)) = (self.target, overlay_image) {
             schematic.overlay.image = image.to_string();
             schematic.overlay.name = self.board.clone();
@@ -185,6 +190,7 @@ impl Choices {
                 other => other.as_str().to_string(),
             },
             overlay_options: options,
+            embedded_config: customization.embedded_machine_configuration.clone(),
             schematic_id: id.to_string(),
             ..Choices::default()
         }
@@ -199,7 +205,8 @@ mod tests {
     fn the_query_round_trips_and_extensions_repeat() {
         let choices = Choices::parse(
             "step=5&target=metal&version=v1.12.0&arch=amd64&extensions=siderolabs%2Fgvisor\
-             &extensions=siderolabs%2Famd-ucode&cmdline=a%3D1+b&secureboot=on",
+             &extensions=siderolabs%2Famd-ucode&cmdline=a%3D1+b&secureboot=on\
+             &embedded-config=machine%3A+%7B%7D%0A",
         );
         assert_eq!(choices.step, 5);
         assert_eq!(
@@ -208,6 +215,14 @@ mod tests {
         );
         assert!(choices.secureboot);
         assert_eq!(choices.kernel_args(), ["a=1", "b"]);
+        assert_eq!(choices.embedded_config, "machine: {}\n");
+        let schematic = choices.schematic(None).unwrap();
+        assert_eq!(
+            schematic.customization.embedded_machine_configuration,
+            "machine: {}\n"
+        );
+        let reopened = Choices::from_schematic(&schematic, "id");
+        assert_eq!(reopened.embedded_config, choices.embedded_config);
         assert_eq!(Choices::parse(&choices.to_query()), choices);
     }
 

@@ -53,6 +53,8 @@ struct WizardPage {
     cmdline: String,
     bootloaders: Vec<Opt>,
     overlay_options: String,
+    embedded_config_offered: bool,
+    embedded_config: String,
     problem: Option<String>,
     id: String,
     yaml: String,
@@ -88,6 +90,12 @@ struct ResultPage {
     links: Vec<Link>,
     installer: String,
     edit: String,
+    /// What to do with the downloads, for this target.
+    first_boot: &'static str,
+    /// Commands that use the schematic directly.
+    commands: Vec<String>,
+    /// The talosctl binaries of the version, when the factory offers them.
+    talosctl: Option<String>,
 }
 
 pub fn error(title: &str, message: &str) -> Result<String, askama::Error> {
@@ -280,6 +288,8 @@ pub async fn wizard(
         cmdline: choices.cmdline.clone(),
         bootloaders,
         overlay_options: choices.overlay_options.clone(),
+        embedded_config_offered: version.at_least(1, 12, 0),
+        embedded_config: choices.embedded_config.clone(),
         problem,
         id,
         yaml,
@@ -339,7 +349,39 @@ pub async fn result(
     };
     let mut edit = choices.clone();
     edit.step = STEPS.len() - 1;
+    let tag = version.tag();
+    let mut commands = Vec::new();
+    if version.at_least(1, 12, 0) {
+        commands.push(format!(
+            "talosctl cluster create qemu --schematic-id={id} --talos-version={tag}"
+        ));
+    }
+    if choices.target == Target::Metal {
+        commands.push(format!(
+            "docker run --rm --network host ghcr.io/siderolabs/booter:v0.3.0 \
+             --talos-version={tag} --schematic-id={id}"
+        ));
+    }
+    let base = http.external_url.trim_end_matches('/');
     Ok(ResultPage {
+        first_boot: match choices.target {
+            Target::Metal => {
+                "Boot the ISO (or PXE), or write the disk image to the node's disk, then apply \
+                 a machine configuration with talosctl."
+            }
+            Target::Cloud => {
+                "Upload the disk image to your cloud as an image, start a server from it, then \
+                 apply a machine configuration with talosctl."
+            }
+            Target::Sbc => {
+                "Write the disk image to the board's SD card or eMMC, power it on, then apply \
+                 a machine configuration with talosctl."
+            }
+        },
+        commands,
+        talosctl: version
+            .at_least(1, 11, 0)
+            .then(|| format!("{base}/talosctl/{tag}")),
         installer: links::installer_reference(choices, id, &version, &http.external_url),
         id: id.clone(),
         yaml,
