@@ -4,6 +4,8 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 IMAGE_FACTORY_LISTEN ?= 127.0.0.1:8080
+# What links, iPXE scripts and installer references name: where clients reach `make run`.
+EXTERNAL_URL ?= http://$(IMAGE_FACTORY_LISTEN)/
 STATE_DIR ?= var
 REGISTRY_ADDR ?= 127.0.0.1:5000
 
@@ -59,7 +61,7 @@ fixtures: deps
 	$(CARGO) xtask fixtures
 
 run: fixtures build
-	./target/release/image-factory serve --config fixtures/factory.yaml \
+	./target/release/image-factory -external-url $(EXTERNAL_URL) --config fixtures/factory.yaml \
 	  --listen $(IMAGE_FACTORY_LISTEN) --state-dir $(STATE_DIR)
 
 # Debian's CNCF registry on $(REGISTRY_ADDR) (started unless something answers there).
@@ -78,8 +80,8 @@ registry: fixtures build registry-server
 	@echo "registry on http://$(REGISTRY_ADDR) holds the fixture release"
 
 run-registry: registry build
-	./target/release/image-factory serve --config fixtures/factory-registry.yaml \
-	  --listen $(IMAGE_FACTORY_LISTEN) --state-dir $(STATE_DIR)
+	./target/release/image-factory -external-url $(EXTERNAL_URL) \
+	  --config fixtures/factory-registry.yaml --listen $(IMAGE_FACTORY_LISTEN) --state-dir $(STATE_DIR)
 
 # Two replicas sharing the local registry for schematics, the asset cache and installers,
 # configured with upstream's single-dash flags; the first one creates the shared signing key.

@@ -433,4 +433,45 @@ async fn image_route_statuses_and_headers() {
         format!("bytes 512-1023/{size}").as_str()
     );
     assert_eq!(response.bytes().await.unwrap(), kernel.slice(512..1024));
+
+    // Several ranges are not served as parts: the whole body, 200.
+    for (range, status) in [
+        ("bytes=0-1,5-9", 200),
+        ("bytes=9-1", 200),
+        ("bytes=-0", 416),
+        ("bytes=999999999999-", 416),
+    ] {
+        let response = client
+            .get(format!("{base}/image/{VANILLA_ID}/{VERSION}/kernel-amd64"))
+            .header("Range", range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{range}");
+        if status == 200 {
+            assert_eq!(response.bytes().await.unwrap(), kernel, "{range}");
+        }
+    }
+
+    // A download name cannot inject headers or break out of its quotes.
+    let response = get(format!(
+        "{base}/image/{VANILLA_ID}/{VERSION}/cmdline-metal-amd64?filename=a%0d%0aSet-Cookie:%20x=1"
+    ))
+    .await;
+    assert_eq!(response.status(), 400);
+    assert!(response.headers().get("set-cookie").is_none());
+    let message = response.text().await.unwrap();
+    assert!(
+        message.contains("invalid filename") && message.contains("Set-Cookie"),
+        "{message}"
+    );
+    let response = get(format!(
+        "{base}/image/{VANILLA_ID}/{VERSION}/cmdline-metal-amd64?filename=a%22%3B%20b"
+    ))
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-disposition"],
+        "attachment; filename=\"a\\\"; b\""
+    );
 }

@@ -38,25 +38,91 @@ fn enterprise_only(path: &str) -> Option<&'static str> {
     }
 }
 
-/// A single `bytes=start-end` range within `size`.
-fn parse_range(header: &str, size: u64) -> Option<(u64, u64)> {
-    let spec = header.strip_prefix("bytes=")?;
-    if spec.contains(',') {
-        return None;
-    }
-    let (start, end) = spec.split_once('-')?;
-    let (start, end) = match (start.trim(), end.trim()) {
-        ("", suffix) => {
-            let length: u64 = suffix.parse().ok()?;
-            (size.checked_sub(length.min(size))?, size.checked_sub(1)?)
-        }
-        (start, "") => (start.parse().ok()?, size.checked_sub(1)?),
-        (start, end) => (
-            start.parse().ok()?,
-            end.parse::<u64>().ok()?.min(size.saturating_sub(1)),
-        ),
+/// What a `Range` header asks of an asset of `size` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RangeAnswer {
+    /// No range we serve as a part: several ranges, another unit, or a malformed header,
+    /// which RFC 9110 lets a server ignore; the whole body goes out with 200.
+    Whole,
+    /// `start..=end`, answered with 206.
+    Part(u64, u64),
+    /// A well-formed range that lies outside the asset: 416.
+    Unsatisfiable,
+}
+
+fn parse_range(header: &str, size: u64) -> RangeAnswer {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return RangeAnswer::Whole;
     };
-    (start <= end && end < size).then_some((start, end))
+    if spec.contains(',') {
+        return RangeAnswer::Whole;
+    }
+    let Some((start, end)) = spec.split_once('-') else {
+        return RangeAnswer::Whole;
+    };
+    let number = |text: &str| text.trim().parse::<u64>().ok();
+    match (start.trim(), end.trim()) {
+        ("", "") => RangeAnswer::Whole,
+        ("", suffix) => match number(suffix) {
+            None => RangeAnswer::Whole,
+            Some(0) => RangeAnswer::Unsatisfiable,
+            Some(_) if size == 0 => RangeAnswer::Unsatisfiable,
+            Some(length) => RangeAnswer::Part(size - length.min(size), size - 1),
+        },
+        (start_text, end_text) => {
+            let (Some(start), end) = (number(start_text), number(end_text)) else {
+                return RangeAnswer::Whole;
+            };
+            if !end_text.is_empty() && end.is_none() {
+                return RangeAnswer::Whole;
+            }
+            match end {
+                Some(end) if end < start => RangeAnswer::Whole,
+                _ if start >= size => RangeAnswer::Unsatisfiable,
+                Some(end) => RangeAnswer::Part(start, end.min(size - 1)),
+                None => RangeAnswer::Part(start, size - 1),
+            }
+        }
+    }
+}
+
+/// `Content-Disposition` for a download named `filename`: quotes and backslashes escaped,
+/// non-ASCII names in RFC 6266's `filename*` (with an ASCII fallback); control characters
+/// (a CR/LF would end the header) refused.
+fn content_disposition(filename: &str) -> Result<String, String> {
+    if filename.chars().any(char::is_control) {
+        return Err(format!(
+            "invalid filename {filename:?}: control characters are not allowed"
+        ));
+    }
+    let quoted: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii() {
+                c.to_string()
+            } else {
+                "_".into()
+            }
+        })
+        .collect::<String>()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
+    if filename.is_ascii() {
+        return Ok(format!("attachment; filename=\"{quoted}\""));
+    }
+    let encoded: String = filename
+        .bytes()
+        .map(|byte| {
+            if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
+                (byte as char).to_string()
+            } else {
+                format!("%{byte:02X}")
+            }
+        })
+        .collect();
+    Ok(format!(
+        "attachment; filename=\"{quoted}\"; filename*=UTF-8''{encoded}"
+    ))
 }
 
 pub async fn image(
@@ -89,7 +155,10 @@ pub async fn image(
         .filename
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| path.clone());
-    let disposition = format!("attachment; filename=\"{filename}\"");
+    let disposition = match content_disposition(&filename) {
+        Ok(disposition) => disposition,
+        Err(message) => return Ok(plain_text(StatusCode::BAD_REQUEST, &message)),
+    };
     // A plain GET of an asset being built streams it as it is written; HEAD and ranges
     // need the final size.
     let asset = if method == Method::GET && !headers.contains_key(header::RANGE) {
@@ -109,11 +178,11 @@ pub async fn image(
     let range = headers
         .get(header::RANGE)
         .and_then(|value| value.to_str().ok())
-        .map(|value| parse_range(value, asset.size));
+        .map_or(RangeAnswer::Whole, |value| parse_range(value, asset.size));
     let (status, start, length) = match range {
-        None => (StatusCode::OK, 0, asset.size),
-        Some(Some((start, end))) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
-        Some(None) => {
+        RangeAnswer::Whole => (StatusCode::OK, 0, asset.size),
+        RangeAnswer::Part(start, end) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        RangeAnswer::Unsatisfiable => {
             let mut response = plain_text(StatusCode::RANGE_NOT_SATISFIABLE, "invalid range");
             if let Ok(value) = format!("bytes */{}", asset.size).parse() {
                 response.headers_mut().insert(header::CONTENT_RANGE, value);
@@ -185,13 +254,43 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
-        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=50-500", 100), Some((50, 99)));
-        assert_eq!(parse_range("bytes=100-", 100), None);
-        assert_eq!(parse_range("bytes=0-1,5-6", 100), None);
-        assert_eq!(parse_range("items=0-1", 100), None);
+        use RangeAnswer::{Part, Unsatisfiable, Whole};
+        assert_eq!(parse_range("bytes=0-9", 100), Part(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), Part(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), Part(90, 99));
+        assert_eq!(parse_range("bytes=-1000", 100), Part(0, 99));
+        assert_eq!(parse_range("bytes=50-500", 100), Part(50, 99));
+        assert_eq!(parse_range("bytes=100-", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=200-300", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), Unsatisfiable);
+        assert_eq!(
+            parse_range("bytes=0-1,5-9", 100),
+            Whole,
+            "several ranges: the whole body"
+        );
+        assert_eq!(parse_range("items=0-1", 100), Whole);
+        assert_eq!(parse_range("bytes=9-1", 100), Whole, "invalid: ignored");
+        assert_eq!(parse_range("bytes=x-", 100), Whole);
+        assert_eq!(parse_range("bytes=1-x", 100), Whole);
+        assert_eq!(parse_range("bytes=-", 100), Whole);
+    }
+
+    #[test]
+    fn download_names_cannot_break_out_of_the_header() {
+        assert_eq!(
+            content_disposition("metal-amd64.iso").unwrap(),
+            "attachment; filename=\"metal-amd64.iso\""
+        );
+        assert_eq!(
+            content_disposition("a\"; b").unwrap(),
+            "attachment; filename=\"a\\\"; b\""
+        );
+        assert_eq!(
+            content_disposition("tälos.iso").unwrap(),
+            "attachment; filename=\"t_los.iso\"; filename*=UTF-8''t%C3%A4los.iso"
+        );
+        let error = content_disposition("a\r\nSet-Cookie: x=1").unwrap_err();
+        assert!(error.contains("Set-Cookie"), "{error}");
     }
 
     #[test]
