@@ -35,6 +35,16 @@ pub struct Config {
     pub cache: CacheConfig,
     pub secure_boot: SecureBootConfig,
     pub registry: RegistryFrontendConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// The Prometheus listener (upstream's `metrics.addr`, whose `:2122` default is off here
+/// unless configured).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct MetricsConfig {
+    /// `host:port` or `:port` of `GET /metrics`; empty: no metrics listener.
+    pub addr: String,
 }
 
 /// Secure Boot signing (upstream's `secureBoot` keys; the file provider).

@@ -190,6 +190,16 @@ fn serve(
             state_dir = %factory.config.storage.dir.display(),
             "listening on http://{bound}"
         );
+        if !factory.config.metrics.addr.is_empty() {
+            let address = config::parse_listen_addr(&factory.config.metrics.addr)
+                .map_err(|error| format!("metrics.addr: {error}"))?;
+            let metrics = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|error| format!("cannot listen on {address} (metrics.addr): {error}"))?;
+            tracing::info!("metrics on http://{address}/metrics");
+            let router = frontend::metrics_router(factory.clone());
+            tokio::spawn(async move { axum::serve(metrics, router).await });
+        }
         frontend::serve(listener, factory, shutdown_signal())
             .await
             .map_err(|error| format!("server failed: {error}"))?;

@@ -62,9 +62,27 @@ pub fn router(factory: Factory) -> Router {
         .method_not_allowed_fallback(|| async {
             plain_text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
         })
-        .with_state(factory)
+        .with_state(factory.clone())
         .layer(cors)
-        .layer(middleware::from_fn(common_headers))
+        .layer(middleware::from_fn_with_state(factory, common_headers))
+}
+
+/// `GET /metrics` on the metrics listener (`metrics.addr`).
+pub fn metrics_router(factory: Factory) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(factory): State<Factory>| async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    factory.metrics.encode(),
+                )
+            }),
+        )
+        .with_state(factory)
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
@@ -88,8 +106,22 @@ fn cors(origins: &[String]) -> CorsLayer {
         ])
 }
 
-/// Echoes or assigns a request ID, names the server, and logs one line per request.
-async fn common_headers(request: Request, next: Next) -> Response {
+/// Echoes or assigns a request ID, names the server, logs one line per request, and counts
+/// it in the HTTP metrics by route.
+async fn common_headers(State(factory): State<Factory>, request: Request, next: Next) -> Response {
+    let handler = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
+    let method = request.method().to_string();
+    let inflight = factory
+        .metrics
+        .requests_inflight
+        .get_or_create(&crate::service::metrics::HandlerLabels {
+            handler: handler.clone(),
+        })
+        .clone();
+    inflight.inc();
     let request_id = request
         .headers()
         .get(&X_REQUEST_ID)
@@ -114,6 +146,16 @@ async fn common_headers(request: Request, next: Next) -> Response {
             "served"
         )
     });
+    inflight.dec();
+    factory
+        .metrics
+        .request_duration
+        .get_or_create(&crate::service::metrics::RequestLabels {
+            handler,
+            method,
+            code: response.status().as_u16().to_string(),
+        })
+        .observe(started.elapsed().as_secs_f64());
     let headers = response.headers_mut();
     headers.insert(header::SERVER, HeaderValue::from_static(SERVER));
     headers.insert(X_REQUEST_ID.clone(), request_id);

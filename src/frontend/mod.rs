@@ -9,4 +9,4 @@ mod registry;
 mod relay;
 mod ui;
 
-pub use http::{router, serve};
+pub use http::{metrics_router, router, serve};

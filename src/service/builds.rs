@@ -110,6 +110,15 @@ impl Factory {
         let builds = self.builds.clone();
         let key = plan.key.clone();
         if let Some(hit) = tokio::task::spawn_blocking(move || builds.cache.get(&key)).await? {
+            let labels = asset_labels(&plan);
+            self.metrics
+                .assets_delivered_cached
+                .get_or_create(&labels)
+                .inc();
+            self.metrics
+                .assets_cached_bytes
+                .get_or_create(&labels)
+                .inc_by(hit.size);
             return Ok(Ok(hit));
         }
         let mut inflight = self
@@ -147,6 +156,8 @@ impl Factory {
         if let Some(asset) = self.fetch_shared(&plan.key, &state).await? {
             return Ok(asset);
         }
+        let labels = asset_labels(&plan);
+        let waiting = std::time::Instant::now();
         let _slot = self
             .builds
             .slots
@@ -154,6 +165,10 @@ impl Factory {
             .acquire_owned()
             .await
             .map_err(|_| shared(ServiceError::BuildLost))?;
+        self.metrics
+            .concurrency_latency
+            .get_or_create(&labels)
+            .observe(waiting.elapsed().as_secs_f64());
         self.builds.started.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
         let key = plan.key.clone();
@@ -173,7 +188,22 @@ impl Factory {
         })
         .await
         .map_err(|error| shared(error.into()))?;
-        let asset = stored.map_err(|error| shared(ServiceError::Store(error)))?;
+        let asset = stored.map_err(|error| {
+            self.metrics
+                .assets_cached_errors
+                .get_or_create(&labels)
+                .inc();
+            shared(ServiceError::Store(error))
+        })?;
+        self.metrics.assets_built.get_or_create(&labels).inc();
+        self.metrics
+            .assets_built_bytes
+            .get_or_create(&labels)
+            .inc_by(asset.size);
+        self.metrics
+            .build_latency
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
         tracing::info!(
             kind = kind.as_str(),
             size = asset.size,
@@ -273,6 +303,15 @@ impl Factory {
                 })
             }
         }
+    }
+}
+
+/// The labels upstream's asset metrics carry.
+fn asset_labels(plan: &Plan) -> crate::service::metrics::AssetLabels {
+    crate::service::metrics::AssetLabels {
+        talos_version: plan.request.version.tag(),
+        output_kind: plan.request.path.kind.as_str().to_string(),
+        arch: plan.request.path.arch.as_str().to_string(),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod checksums;
 pub mod delivery;
 mod inputs;
 pub mod installer_registry;
+pub mod metrics;
 pub mod mirror;
 pub mod overlay;
 pub mod plan;
@@ -47,6 +48,7 @@ pub struct Factory {
     talosctl_extraction: Arc<tokio::sync::Mutex<()>>,
     /// How overlay installers run here.
     overlays: Arc<overlay::Overlays>,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -221,6 +223,7 @@ impl Factory {
             builds,
             secure_boot,
             talosctl_extraction: Arc::default(),
+            metrics: Arc::default(),
         })
     }
 
@@ -251,6 +254,10 @@ impl Factory {
         let store = self.schematics.clone();
         let bytes = canonical.clone().into_bytes();
         let stored = tokio::task::spawn_blocking(move || store.put(&id, &bytes)).await??;
+        match stored {
+            Stored::Created => self.metrics.schematic_create.inc(),
+            Stored::AlreadyPresent => self.metrics.schematic_duplicate_create.inc(),
+        };
         Ok(CreatedSchematic {
             id,
             canonical,
@@ -269,6 +276,7 @@ impl Factory {
 
     /// The canonical text stored under `id`, if any.
     async fn stored_schematic(&self, id: &SchematicId) -> Result<Option<String>, ServiceError> {
+        self.metrics.schematic_get.inc();
         let store = self.schematics.clone();
         let key = *id;
         let Some(bytes) = tokio::task::spawn_blocking(move || store.get(&key)).await?? else {
