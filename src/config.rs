@@ -334,6 +334,24 @@ pub struct HttpConfig {
     pub allowed_origins: Vec<String>,
     /// Largest accepted request body (schematic uploads); larger bodies get 413.
     pub max_request_body_bytes: u64,
+    /// PEM certificate chain; with `keyFile`, the listener speaks HTTPS (TLS 1.2 and 1.3),
+    /// re-reading both files when they change.
+    pub cert_file: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `certFile`.
+    pub key_file: String,
+    /// How long a client may take to send a request's headers, and how long an idle
+    /// keep-alive connection stays open (Go duration).
+    pub read_header_timeout: String,
+    /// Open connections served at once; past it a new connection gets a 503 and is closed.
+    pub max_connections: usize,
+}
+
+impl HttpConfig {
+    /// `readHeaderTimeout` as a duration.
+    pub fn header_timeout(&self) -> Result<std::time::Duration, ConfigError> {
+        parse_go_duration(&self.read_header_timeout)
+            .map_err(|error| ConfigError(format!("http.readHeaderTimeout: {}", error.0)))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -351,6 +369,10 @@ impl Default for HttpConfig {
             external_pxe_url: String::new(),
             allowed_origins: vec!["*".into()],
             max_request_body_bytes: 1 << 20,
+            cert_file: String::new(),
+            key_file: String::new(),
+            read_header_timeout: "30s".into(),
+            max_connections: 4096,
         }
     }
 }

@@ -9,6 +9,8 @@ pub enum ErrorKind {
     NotFound,
     /// Something we depend on is unreachable: 503.
     Unavailable,
+    /// The state directory's file system is full: 507, until space is freed.
+    InsufficientStorage,
     /// Everything else: 500.
     Internal,
 }
@@ -19,6 +21,7 @@ impl ErrorKind {
             ErrorKind::InvalidInput => 400,
             ErrorKind::NotFound => 404,
             ErrorKind::Unavailable => 503,
+            ErrorKind::InsufficientStorage => 507,
             ErrorKind::Internal => 500,
         }
     }

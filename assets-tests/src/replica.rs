@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct Replica {
     pub base: String,
+    address: String,
+    args: Vec<String>,
+    environment: Vec<(String, String)>,
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
     _state: tempfile::TempDir,
@@ -36,48 +39,95 @@ impl Replica {
     /// Starts `image-factory <args>` on a free loopback port with an empty state directory
     /// and `environment`, and waits until it answers.
     pub fn start(args: &[&str], environment: &[(String, String)]) -> Replica {
-        let state = tempfile::tempdir().expect("state directory");
+        Replica::start_in(
+            tempfile::tempdir().expect("state directory"),
+            args,
+            environment,
+        )
+    }
+
+    /// [`Replica::start`] with `state` as the state directory.
+    pub fn start_in(
+        state: tempfile::TempDir,
+        args: &[&str],
+        environment: &[(String, String)],
+    ) -> Replica {
         let address = super::free_loopback_address();
-        let mut command = Command::new(super::factory_binary());
-        command
-            .args(args)
-            .arg("--listen")
-            .arg(&address)
-            .arg("--state-dir")
-            .arg(state.path())
-            .env("IMAGE_FACTORY_LOG", "info")
-            .envs(environment.iter().map(|(name, value)| (name, value)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("image-factory starts");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().expect("stderr piped");
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lines.lock().expect("log lock").push(line);
-            }
-        });
+        let (child, log) = spawn(&address, state.path(), args, environment);
+        let mut replica = Replica {
+            base: format!("http://{address}"),
+            address,
+            args: args.iter().map(|arg| arg.to_string()).collect(),
+            environment: environment.to_vec(),
+            child,
+            log,
+            _state: state,
+        };
+        replica.wait_until_listening();
+        replica
+    }
+
+    /// SIGKILLs the process and starts it again on the same address and state directory,
+    /// with a fresh log.
+    pub fn restart(&mut self) {
+        self.kill();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let (child, log) = spawn(&self.address, self._state.path(), &args, &self.environment);
+        self.child = child;
+        self.log = log;
+        self.wait_until_listening();
+    }
+
+    fn wait_until_listening(&mut self) {
         let started = Instant::now();
-        while std::net::TcpStream::connect(&address).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
+        while std::net::TcpStream::connect(&self.address).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
                 panic!(
                     "image-factory exited with {status}:\n{}",
-                    log.lock().expect("log lock").join("\n")
+                    self.log().join("\n")
                 );
             }
             assert!(
                 started.elapsed() < Duration::from_secs(60),
-                "image-factory did not listen on {address}"
+                "image-factory did not listen on {}:\n{}",
+                self.address,
+                self.log().join("\n")
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Replica {
-            base: format!("http://{address}"),
-            child,
-            log,
-            _state: state,
-        }
+    }
+
+    /// The process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory now and at its peak (`VmRSS`, `VmHWM`), in bytes.
+    pub fn resident_bytes(&self) -> (u64, u64) {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("/proc status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches(" kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+                .map(|kib| kib * 1024)
+                .unwrap_or_else(|| panic!("no {name} in /proc status"))
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Open file descriptors of the process.
+    pub fn open_descriptors(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|entries| entries.count())
+            .unwrap_or(0)
     }
 
     /// Stores a schematic through this replica and returns its ID.
@@ -134,6 +184,36 @@ impl Drop for Replica {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Spawns `image-factory <args>` on `address` with `state`, its standard error collected.
+fn spawn(
+    address: &str,
+    state: &Path,
+    args: &[&str],
+    environment: &[(String, String)],
+) -> (Child, Arc<Mutex<Vec<String>>>) {
+    let mut command = Command::new(super::factory_binary());
+    command
+        .args(args)
+        .arg("--listen")
+        .arg(address)
+        .arg("--state-dir")
+        .arg(state)
+        .env("IMAGE_FACTORY_LOG", "info")
+        .envs(environment.iter().map(|(name, value)| (name, value)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("image-factory starts");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let stderr = child.stderr.take().expect("stderr piped");
+    let lines = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            lines.lock().expect("log lock").push(line);
+        }
+    });
+    (child, log)
 }
 
 /// A configuration file in `dir` with `yaml`, for `--config`.

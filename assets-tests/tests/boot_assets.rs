@@ -336,7 +336,8 @@ async fn image_route_statuses_and_headers() {
         "error parsing profile from path: invalid profile path: \"metal-amd64.ssd\"\n"
     );
     let response = get(format!("{base}/image/{VANILLA_ID}/1.x/kernel-amd64")).await;
-    assert_eq!(response.status(), 500);
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("1.x"));
     let response = get(format!("{base}/image/{VANILLA_ID}/v1.10.0/kernel-amd64")).await;
     assert_eq!(
         (response.status().as_u16(), response.text().await.unwrap()),

@@ -100,7 +100,8 @@ async fn extensions_per_version() {
         (404, "version 1.10.0 is not available\n")
     );
     let (status, _, body) = get(&served.base, "/version/v1.x/extensions/official").await;
-    assert_eq!((status, body.as_str()), (500, "internal server error\n"));
+    assert_eq!(status, 400);
+    assert!(body.contains("v1.x"), "{body}");
 }
 
 #[tokio::test]

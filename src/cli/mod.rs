@@ -25,8 +25,24 @@ struct Cli {
     /// Log level: error, warn, info, debug or trace (or a tracing filter directive).
     #[arg(long, global = true, default_value = "info", env = "IMAGE_FACTORY_LOG")]
     log_level: String,
+    /// Log lines as text, or as JSON objects (one per line, with the request's ID in every
+    /// line logged while serving it).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "IMAGE_FACTORY_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,7 +109,7 @@ pub fn main() -> ExitCode {
         }
     };
     let cli = Cli::parse_from(args);
-    init_logging(&cli.log_level);
+    init_logging(&cli.log_level, cli.log_format);
     if !go_flags.is_empty() && !matches!(cli.command, Command::Serve { .. }) {
         eprintln!("image-factory: upstream's single-dash flags configure `serve` only");
         return ExitCode::from(2);
@@ -117,14 +133,23 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(level: &str) {
+fn init_logging(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        // The request span's fields (its ID among them) go into every line logged inside it.
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 fn read_input(file: &PathBuf) -> Result<Vec<u8>, String> {
@@ -173,6 +198,9 @@ fn serve(
         config.storage.dir = dir;
     }
     let address = config.listen_addr().map_err(|error| error.to_string())?;
+    let options =
+        frontend::ServerOptions::from_config(&config.http).map_err(|error| error.to_string())?;
+    raise_descriptor_limit(config.http.max_connections);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -186,9 +214,11 @@ fn serve(
         let bound = listener
             .local_addr()
             .map_err(|error| format!("cannot read the bound address: {error}"))?;
+        check_release_source(&factory).await?;
         tracing::info!(
             state_dir = %factory.config.storage.dir.display(),
-            "listening on http://{bound}"
+            "listening on {}://{bound}",
+            options.scheme()
         );
         if !factory.config.metrics.addr.is_empty() {
             let address = config::parse_listen_addr(&factory.config.metrics.addr)
@@ -200,12 +230,55 @@ fn serve(
             let router = frontend::metrics_router(factory.clone());
             tokio::spawn(async move { axum::serve(metrics, router).await });
         }
-        frontend::serve(listener, factory, shutdown_signal())
+        frontend::serve_with(listener, factory, options, shutdown_signal())
             .await
             .map_err(|error| format!("server failed: {error}"))?;
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// How long start-up waits for the release source to list its Talos versions.
+const SOURCE_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Fails the start when the release source cannot list versions: a factory that cannot reach
+/// its images would only answer 500s.
+async fn check_release_source(factory: &Factory) -> Result<(), String> {
+    match tokio::time::timeout(SOURCE_CHECK_TIMEOUT, factory.versions(false)).await {
+        Ok(Ok(versions)) => {
+            tracing::info!(versions = versions.len(), "release source answers");
+            Ok(())
+        }
+        Ok(Err(error)) => Err(format!(
+            "the release source cannot list Talos versions: {error}"
+        )),
+        Err(_) => Err(format!(
+            "the release source did not list Talos versions within {}s",
+            SOURCE_CHECK_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// Lifts the soft limit on open files to the hard one (as Go's runtime does), so
+/// `http.maxConnections` connections plus cache files fit; says so when they still do not.
+fn raise_descriptor_limit(max_connections: usize) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(error) = setrlimit(Resource::Nofile, limit) {
+            tracing::debug!("cannot raise the open-file limit: {error}");
+        }
+    }
+    let current = getrlimit(Resource::Nofile).current;
+    let needed = max_connections as u64 + 256;
+    if current.is_some_and(|current| current < needed) {
+        tracing::warn!(
+            "the open-file limit ({}) is below http.maxConnections + 256 ({needed}): accepting \
+             will fail before the connection limit is reached",
+            current.unwrap_or_default()
+        );
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

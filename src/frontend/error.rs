@@ -47,6 +47,13 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %self, "request failed");
                 plain_text(status, "internal server error")
             }
+            ErrorKind::InsufficientStorage => {
+                tracing::error!(error = %self, "request failed: the state directory is full");
+                plain_text(
+                    status,
+                    &format!("insufficient storage on the factory: {self}"),
+                )
+            }
             _ => plain_text(status, &self.to_string()),
         }
     }

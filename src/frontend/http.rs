@@ -2,6 +2,7 @@
 //! (`Server` and `X-Request-ID` headers, CORS, plain-text errors ending in a newline).
 
 use super::error::{ApiError, plain_text};
+use super::server::ServerOptions;
 use super::{assets, json, registry};
 
 use crate::service::Factory;
@@ -23,16 +24,26 @@ use tracing::Instrument;
 pub const SERVER: &str = concat!("Image Factory v", env!("CARGO_PKG_VERSION"));
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Serves `factory` on `listener` until `shutdown` completes, then lets in-flight requests
-/// finish.
+/// Serves `factory` on `listener` with the connection settings of `http.*` until `shutdown`
+/// completes, then lets in-flight requests finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     factory: Factory,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(factory))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let options = ServerOptions::from_config(&factory.config.http)
+        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
+    serve_with(listener, factory, options, shutdown).await
+}
+
+/// [`serve`] with settings read (and their files loaded) beforehand.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    factory: Factory,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    super::server::run(listener, router(factory), options, shutdown).await
 }
 
 pub fn router(factory: Factory) -> Router {

@@ -7,6 +7,10 @@ pub mod http;
 mod json;
 mod registry;
 mod relay;
+mod server;
+mod tls;
 mod ui;
 
-pub use http::{metrics_router, router, serve};
+pub use http::{metrics_router, router, serve, serve_with};
+pub use server::{ServerError, ServerOptions};
+pub use tls::TlsError;

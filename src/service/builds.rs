@@ -21,6 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Mutex, Semaphore, watch};
+use tracing::Instrument;
 
 /// Single-flight bookkeeping, the build slots and the cache.
 #[derive(Debug)]
@@ -133,14 +134,19 @@ impl Factory {
         inflight.insert(plan.key.clone(), receiver.clone());
         let factory = self.clone();
         let sender = Arc::new(sender);
-        tokio::spawn(async move {
-            let key = plan.key.clone();
-            let outcome = factory.run_build(plan, sender.clone()).await;
-            if let Ok(mut inflight) = factory.builds.inflight.lock() {
-                inflight.remove(&key);
+        // The build logs under the request that started it, so its lines carry that ID.
+        let span = tracing::Span::current();
+        tokio::spawn(
+            async move {
+                let key = plan.key.clone();
+                let outcome = factory.run_build(plan, sender.clone()).await;
+                if let Ok(mut inflight) = factory.builds.inflight.lock() {
+                    inflight.remove(&key);
+                }
+                sender.send_modify(|state| state.outcome = Some(outcome));
             }
-            sender.send_modify(|state| state.outcome = Some(outcome));
-        });
+            .instrument(span),
+        );
         Ok(Err(GrowingAsset::new(receiver)))
     }
 

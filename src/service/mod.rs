@@ -99,7 +99,7 @@ pub enum ServiceError {
     IncompletePlan(&'static str),
     #[error(transparent)]
     Source(#[from] SourceError),
-    /// Upstream answers a malformed version with 500, and so do we.
+    /// Upstream answers a malformed version with 500; it is the client's mistake, so 400.
     #[error("{0}")]
     MalformedVersion(#[from] crate::version::VersionError),
     #[error(transparent)]
@@ -127,8 +127,8 @@ impl Classify for ServiceError {
             | ServiceError::CorruptSchematic(_)
             | ServiceError::Checksum(_)
             | ServiceError::Json(_)
-            | ServiceError::IncompletePlan(_)
-            | ServiceError::MalformedVersion(_) => ErrorKind::Internal,
+            | ServiceError::IncompletePlan(_) => ErrorKind::Internal,
+            ServiceError::MalformedVersion(_) => ErrorKind::InvalidInput,
             ServiceError::Source(error) => error.kind(),
             ServiceError::Overlay(error) => error.kind(),
         }

@@ -84,6 +84,14 @@ impl Classify for StoreError {
                 ErrorKind::Unavailable => ErrorKind::Unavailable,
                 _ => ErrorKind::Internal,
             },
+            StoreError::Io { source, .. }
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                ) =>
+            {
+                ErrorKind::InsufficientStorage
+            }
             _ => ErrorKind::Internal,
         }
     }
