@@ -25,6 +25,7 @@ impl FsSchematicStore {
             path: root.clone(),
             source,
         })?;
+        remove_leftovers(&root);
         Ok(FsSchematicStore {
             root,
             temporaries: AtomicU64::new(0),
@@ -34,6 +35,26 @@ impl FsSchematicStore {
     fn path_of(&self, id: &SchematicId) -> PathBuf {
         let name = id.to_string();
         self.root.join(&name[..2]).join(format!("{name}.yaml"))
+    }
+}
+
+/// Removes the temporary files of writes a crash interrupted: they were never renamed into
+/// place, so no reader ever saw them.
+fn remove_leftovers(root: &Path) {
+    let Ok(shards) = fs::read_dir(root) else {
+        return;
+    };
+    for shard in shards.flatten() {
+        let Ok(files) = fs::read_dir(shard.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let name = file.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                let _ = fs::remove_file(file.path());
+            }
+        }
     }
 }
 
@@ -99,6 +120,21 @@ mod tests {
     fn vanilla() -> (SchematicId, String) {
         let schematic = Schematic::default();
         (schematic.id(), schematic.canonical())
+    }
+
+    #[test]
+    fn leftovers_of_an_interrupted_write_are_removed_on_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        let (id, canonical) = vanilla();
+        let store = FsSchematicStore::open(dir.path()).unwrap();
+        store.put(&id, canonical.as_bytes()).unwrap();
+        let shard = store.path_of(&id).parent().unwrap().to_path_buf();
+        let leftover = shard.join(format!(".{id}.1.0.tmp"));
+        std::fs::write(&leftover, "half").unwrap();
+        drop(store);
+        let store = FsSchematicStore::open(dir.path()).unwrap();
+        assert!(!leftover.exists());
+        assert_eq!(store.get(&id).unwrap().unwrap(), canonical.as_bytes());
     }
 
     #[test]
