@@ -14,10 +14,10 @@ REGISTRY_ADDR ?= 127.0.0.1:5000
 # with OVMF (and qemu-system-arm for the U-Boot board, below), dosfstools and mtools for ESPs, binutils' objdump and pefile for PE files,
 # gdisk/fdisk for partition tables, xfsprogs and GRUB's tools for BOOT partitions and
 # core.img, osslsigncode and sbsigntool for Authenticode, efitools for EFI signature lists,
-# GNU time and curl for `make bench`, headless chromium and its WebDriver for the web UI).
+# GNU time and curl for `make bench`, jq for the README's examples, headless chromium and its WebDriver for the web UI).
 APT_PACKAGES := squashfs-tools cpio kmod zstd xz-utils skopeo docker-registry ovmf \
   dosfstools mtools binutils python3-pefile gdisk fdisk xfsprogs grub-common grub-pc-bin \
-  time curl xorriso openssl osslsigncode sbsigntool efitools chromium chromium-driver
+  time curl jq xorriso openssl osslsigncode sbsigntool efitools chromium chromium-driver
 
 .PHONY: all deps build fixtures run registry registry-server run-registry run-cluster test lint \
   bench clean

@@ -179,6 +179,7 @@ impl Factory {
         let started = std::time::Instant::now();
         let key = plan.key.clone();
         let kind = plan.request.path.kind;
+        tracing::info!(kind = kind.as_str(), "build started");
         let builds = self.builds.clone();
         let built = self.build(&plan).await.map_err(shared)?;
         let stored = tokio::task::spawn_blocking(move || match built {

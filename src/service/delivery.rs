@@ -7,13 +7,48 @@ use crate::error::ErrorKind;
 use crate::store::cache::CachedAsset;
 use bytes::Bytes;
 use futures_util::Stream;
-use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use std::sync::Arc;
 use tokio::sync::watch;
 
-/// How much a follower reads at a time.
-const STREAM_CHUNK: u64 = 256 * 1024;
+/// How much a response reads at a time: large enough for loopback speed, small enough that
+/// hundreds of concurrent downloads hold little memory (one chunk read, one being sent).
+const STREAM_CHUNK: u64 = 128 * 1024;
+
+/// Reads `length` bytes at `offset` of `file` on the blocking pool, straight into the buffer
+/// the response sends. Past the file's end, `holes` says the bytes are zeros (a hole at the
+/// end of an entry still being written); otherwise a short file is an error.
+async fn read_chunk(
+    file: &Arc<std::fs::File>,
+    offset: u64,
+    length: usize,
+    holes: bool,
+) -> std::io::Result<Bytes> {
+    let file = file.clone();
+    tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt;
+        let mut buffer = vec![0u8; length];
+        let mut filled = 0;
+        while filled < length {
+            let slot = buffer.get_mut(filled..).unwrap_or_default();
+            match file.read_at(slot, offset + filled as u64) {
+                Ok(0) if holes => break,
+                Ok(0) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the file is shorter than its recorded size",
+                    ));
+                }
+                Ok(read) => filled += read,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(Bytes::from(buffer))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
 
 /// A build failure, shared with every waiter of the build.
 #[derive(Debug, Clone)]
@@ -103,7 +138,7 @@ async fn finished(receiver: &mut watch::Receiver<BuildState>) -> Result<CachedAs
 /// Where a streaming reader stands.
 struct Follower {
     receiver: watch::Receiver<BuildState>,
-    file: Option<tokio::fs::File>,
+    file: Option<Arc<std::fs::File>>,
     position: u64,
 }
 
@@ -128,35 +163,25 @@ impl Follower {
                         (_, Some((path, _))) => path.clone(),
                         _ => return Ok(None),
                     };
-                    let opened = match tokio::fs::File::open(&path).await {
+                    let opened = match open(&path).await {
                         Ok(file) => file,
                         Err(_) => {
                             let finished = finished(&mut self.receiver)
                                 .await
                                 .map_err(|error| std::io::Error::other(error.to_string()))?;
-                            tokio::fs::File::open(&finished.path).await?
+                            open(&finished.path).await?
                         }
                     };
-                    self.file = Some(opened);
+                    self.file = Some(Arc::new(opened));
                 }
                 let want = (available - self.position).min(STREAM_CHUNK) as usize;
-                let mut buffer = vec![0u8; want];
                 let file = self
                     .file
-                    .as_mut()
+                    .as_ref()
                     .ok_or_else(|| std::io::Error::other("no file"))?;
-                file.seek(SeekFrom::Start(self.position)).await?;
-                let mut filled = 0;
-                while filled < want {
-                    let read = file.read(&mut buffer[filled..]).await?;
-                    if read == 0 {
-                        // Past the file's end but inside the final length: a hole, zeros.
-                        break;
-                    }
-                    filled += read;
-                }
+                let buffer = read_chunk(file, self.position, want, true).await?;
                 self.position += want as u64;
-                return Ok(Some(Bytes::from(buffer)));
+                return Ok(Some(buffer));
             }
             if done {
                 return Ok(None);
@@ -179,14 +204,27 @@ pub async fn read_range(
         path: path.to_path_buf(),
         source,
     };
-    let mut file = tokio::fs::File::open(path).await.map_err(unreadable)?;
-    file.seek(SeekFrom::Start(start))
+    let file = Arc::new(open(path).await.map_err(unreadable)?);
+    let end = start.saturating_add(length);
+    Ok(futures_util::stream::try_unfold(start, move |position| {
+        let file = file.clone();
+        async move {
+            if position >= end {
+                return Ok(None);
+            }
+            let want = (end - position).min(STREAM_CHUNK) as usize;
+            let chunk = read_chunk(&file, position, want, false).await?;
+            Ok(Some((chunk, position + want as u64)))
+        }
+    }))
+}
+
+/// Opens `path` for positioned reads, off the async threads.
+async fn open(path: &Path) -> std::io::Result<std::fs::File> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::File::open(path))
         .await
-        .map_err(unreadable)?;
-    Ok(tokio_util::io::ReaderStream::with_capacity(
-        file.take(length),
-        STREAM_CHUNK as usize,
-    ))
+        .map_err(std::io::Error::other)?
 }
 
 /// The whole of a small cached asset (a command line, a manifest, a checksum).
