@@ -197,7 +197,7 @@ mod tests {
             .into_iter()
             .map(|v| match v {
                 Value::Str(s) => s,
-                _ => unreachable!(),
+                other => panic!("a string key became {other:?}"),
             })
             .collect()
     }

@@ -109,10 +109,10 @@ impl TrustRoot {
         })
     }
 
-    /// The embedded public-good root.
-    pub fn public_good() -> TrustRoot {
-        // The embedded file is checked by a unit test; failing here is a build defect.
-        TrustRoot::from_json(PUBLIC_GOOD).expect("the embedded public-good trust root parses")
+    /// The embedded public-good root. A unit test pins that it parses; the error is still
+    /// returned rather than panicked on, so a bad embedded file fails configuration loading.
+    pub fn public_good() -> Result<TrustRoot, SigstoreError> {
+        TrustRoot::from_json(PUBLIC_GOOD)
     }
 
     pub(super) fn tlog(&self, key_id: &[u8]) -> Option<&LogKey> {
@@ -278,7 +278,7 @@ mod tests {
 
     #[test]
     fn the_public_good_root_has_fulcio_rekor_and_ct() {
-        let root = TrustRoot::public_good();
+        let root = TrustRoot::public_good().unwrap();
         assert_eq!(root.authorities.len(), 2);
         assert!(root.authorities[1].valid.end.is_none());
         assert_eq!(root.authorities[1].chain.len(), 2);
