@@ -148,7 +148,8 @@ impl Follower {
                 file.seek(SeekFrom::Start(self.position)).await?;
                 let mut filled = 0;
                 while filled < want {
-                    let read = file.read(&mut buffer[filled..]).await?;
+                    let rest = buffer.get_mut(filled..).unwrap_or_default();
+                    let read = file.read(rest).await?;
                     if read == 0 {
                         // Past the file's end but inside the final length: a hole, zeros.
                         break;
