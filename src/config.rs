@@ -557,7 +557,8 @@ fn set_from_env(tree: &mut Value, path: &[String], raw: &str) -> Result<(), Stri
     let mut slot = tree;
     for (depth, segment) in path.iter().enumerate() {
         let Value::Object(map) = slot else {
-            return Err(format!("{} is not a mapping", path[..depth].join(".")));
+            let parent: Vec<&str> = path.iter().take(depth).map(String::as_str).collect();
+            return Err(format!("{} is not a mapping", parent.join(".")));
         };
         let known = known_keys(map);
         slot = find_key(map, segment)

@@ -99,7 +99,7 @@ fn trust_root(vector: &Vector) -> TrustRoot {
         let path = vectors().join("staging-trusted_root.json");
         TrustRoot::from_json(&std::fs::read(path).unwrap()).unwrap()
     } else {
-        TrustRoot::public_good()
+        TrustRoot::public_good().unwrap()
     }
 }
 
@@ -231,7 +231,7 @@ fn real_sigstore_signatures_refuse_every_change() {
         );
     }
     let other_root = KeylessPolicy {
-        trust_root: TrustRoot::public_good(),
+        trust_root: TrustRoot::public_good().unwrap(),
         ..policy(&VECTORS[5], VECTORS[5].identity)
     };
     let staging = Bundle::parse(&serde_json::to_vec(&bundle_json(&VECTORS[5])).unwrap()).unwrap();

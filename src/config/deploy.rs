@@ -52,16 +52,19 @@ impl RepositoryConfig {
                 "invalid repository {text:?}: expected registry/namespace/repository"
             )));
         }
-        let first = segments[0];
-        let registry = if segments.len() > 1
-            && (first.contains('.') || first.contains(':') || first == "localhost")
-        {
-            segments.remove(0).to_string()
-        } else {
+        let names_registry = match segments.split_first() {
+            Some((first, rest)) => {
+                !rest.is_empty()
+                    && (first.contains('.') || first.contains(':') || *first == "localhost")
+            }
+            None => false,
+        };
+        if !names_registry {
             return Err(ConfigError(format!(
                 "invalid repository {text:?}: the first segment must name a registry host"
             )));
-        };
+        }
+        let registry = segments.remove(0).to_string();
         let repository = segments.pop().unwrap_or_default().to_string();
         Ok(RepositoryConfig {
             registry,

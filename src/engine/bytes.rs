@@ -17,14 +17,20 @@ pub fn le_u64(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(field.try_into().ok()?))
 }
 
+// The caller sized `bytes` for the field, or checked the length of the file it patches.
+#[allow(clippy::indexing_slicing)]
 pub fn put_u16(bytes: &mut [u8], at: usize, value: u16) {
     bytes[at..at + 2].copy_from_slice(&value.to_le_bytes());
 }
 
+// The caller sized `bytes` for the field, or checked the length of the file it patches.
+#[allow(clippy::indexing_slicing)]
 pub fn put_u32(bytes: &mut [u8], at: usize, value: u32) {
     bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
 }
 
+// The caller sized `bytes` for the field, or checked the length of the file it patches.
+#[allow(clippy::indexing_slicing)]
 pub fn put_u64(bytes: &mut [u8], at: usize, value: u64) {
     bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
 }

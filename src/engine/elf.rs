@@ -412,7 +412,7 @@ impl<'a> Elf<'a> {
 pub fn string(table: &[u8], offset: u32) -> Option<&[u8]> {
     let tail = table.get(usize::try_from(offset).ok()?..)?;
     let end = tail.iter().position(|&byte| byte == 0)?;
-    Some(&tail[..end])
+    tail.get(..end)
 }
 
 #[cfg(test)]

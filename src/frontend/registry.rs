@@ -81,8 +81,8 @@ async fn dispatch(
     if repository.is_empty() || reference.is_empty() {
         return not_found();
     }
-    if repository[0] == "siderolabs" {
-        let name = repository[1..].join("/");
+    if let ["siderolabs", rest @ ..] = repository {
+        let name = rest.join("/");
         if name.is_empty() {
             return not_found();
         }

@@ -168,7 +168,7 @@ fn drain(mut stream: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<
                 break;
             }
             let room = MAX_OUTPUT.saturating_sub(kept.len());
-            kept.extend_from_slice(&buffer[..read.min(room)]);
+            kept.extend(buffer.iter().take(read.min(room)));
         }
         kept
     })

@@ -17,18 +17,24 @@ impl Cmdline {
         self.keys.iter().position(|(name, _)| name == key)
     }
 
+    fn values_mut(&mut self, key: &str) -> Option<&mut Vec<String>> {
+        self.keys
+            .iter_mut()
+            .find_map(|(name, values)| (name == key).then_some(values))
+    }
+
     /// Adds a value to `key` (duplicates allowed), or a new key at the end.
     pub fn append(&mut self, key: &str, value: &str) {
-        match self.position(key) {
-            Some(at) => self.keys[at].1.push(value.to_string()),
+        match self.values_mut(key) {
+            Some(values) => values.push(value.to_string()),
             None => self.keys.push((key.to_string(), vec![value.to_string()])),
         }
     }
 
     /// Replaces all values of `key` in place, or adds it at the end.
     pub fn set(&mut self, key: &str, values: Vec<String>) {
-        match self.position(key) {
-            Some(at) => self.keys[at].1 = values,
+        match self.values_mut(key) {
+            Some(existing) => *existing = values,
             None => self.keys.push((key.to_string(), values)),
         }
     }
@@ -61,15 +67,15 @@ impl Cmdline {
         for arg in extra.iter().flat_map(|arg| arg.split_whitespace()) {
             let (key, value) = split(arg);
             if let Some(removed) = key.strip_prefix('-') {
-                if let Some(at) = self.position(removed) {
-                    if arg.contains('=') {
-                        self.keys[at].1.retain(|existing| existing != value);
-                        if self.keys[at].1.is_empty() {
-                            self.keys.remove(at);
-                        }
-                    } else {
-                        self.keys.remove(at);
+                if arg.contains('=') {
+                    if let Some(values) = self.values_mut(removed) {
+                        values.retain(|existing| existing != value);
                     }
+                    // The key goes with its last value.
+                    self.keys
+                        .retain(|(name, values)| name != removed || !values.is_empty());
+                } else if let Some(at) = self.position(removed) {
+                    self.keys.remove(at);
                 }
             } else if key == "console" || key == "talos.platform" {
                 match replaced.iter_mut().find(|(name, _)| name == key) {

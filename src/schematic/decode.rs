@@ -179,8 +179,10 @@ impl Decoder {
     /// construct it at all.
     fn unique_keys(&mut self, entries: &[(Node, Node)]) -> bool {
         let before = self.errors.len();
-        for (index, (first, _)) in entries.iter().enumerate() {
-            for (later, _) in &entries[index + 1..] {
+        let mut rest = entries;
+        while let Some(((first, _), following)) = rest.split_first() {
+            rest = following;
+            for (later, _) in following {
                 let same = match (&first.kind, &later.kind) {
                     (NodeKind::Scalar { text: a, .. }, NodeKind::Scalar { text: b, .. }) => a == b,
                     (NodeKind::Sequence(_), NodeKind::Sequence(_))

@@ -113,14 +113,16 @@ impl FromStr for SchematicId {
             return Err(invalid());
         }
         let mut bytes = [0u8; 32];
-        for (index, pair) in text.as_bytes().chunks(2).enumerate() {
-            let nibble = |c: u8| match c {
-                b'0'..=b'9' => Some(c - b'0'),
-                b'a'..=b'f' => Some(c - b'a' + 10),
-                _ => None,
+        let nibble = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+            let &[high, low] = pair else {
+                return Err(invalid());
             };
-            bytes[index] = (nibble(pair[0]).ok_or_else(invalid)? << 4)
-                | nibble(pair[1]).ok_or_else(invalid)?;
+            *byte = (nibble(high).ok_or_else(invalid)? << 4) | nibble(low).ok_or_else(invalid)?;
         }
         Ok(SchematicId(bytes))
     }

@@ -134,54 +134,48 @@ fn key_less(a: &Value, b: &Value) -> bool {
 fn natural_less(a: &str, b: &str) -> bool {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
+    // The value of the digit run starting at `i` (wrapping as Go's int does), and where it ends.
+    let number = |text: &[char], i: usize, start: i64| {
+        let digits = text.iter().skip(i).take_while(|c| c.is_ascii_digit());
+        digits.fold((start, i), |(value, end), c| {
+            let digit = i64::from(c.to_digit(10).unwrap_or_default());
+            (value.wrapping_mul(10).wrapping_add(digit), end + 1)
+        })
+    };
     let mut digits = false;
-    for i in 0..a.len().min(b.len()) {
-        if a[i] == b[i] {
-            digits = a[i].is_ascii_digit();
+    for (i, (&ac, &bc)) in a.iter().zip(&b).enumerate() {
+        if ac == bc {
+            digits = ac.is_ascii_digit();
             continue;
         }
-        let a_letter = a[i].is_alphabetic();
-        let b_letter = b[i].is_alphabetic();
+        let a_letter = ac.is_alphabetic();
+        let b_letter = bc.is_alphabetic();
         if a_letter && b_letter {
-            return a[i] < b[i];
+            return ac < bc;
         }
         if a_letter || b_letter {
             return if digits { a_letter } else { b_letter };
         }
-        let (mut a_number, mut b_number) = (0i64, 0i64);
-        if a[i] == '0' || b[i] == '0' {
-            // A zero inside a number that already had a non-zero digit is not a leading zero.
-            if a[..i]
-                .iter()
+        // A zero inside a number that already had a non-zero digit is not a leading zero.
+        let mut start = 0i64;
+        if (ac == '0' || bc == '0')
+            && a.iter()
+                .take(i)
                 .rev()
                 .take_while(|c| c.is_ascii_digit())
                 .any(|&c| c != '0')
-            {
-                a_number = 1;
-                b_number = 1;
-            }
+        {
+            start = 1;
         }
-        let mut a_end = i;
-        while a_end < a.len() && a[a_end].is_ascii_digit() {
-            a_number = a_number
-                .wrapping_mul(10)
-                .wrapping_add(i64::from(a[a_end] as u8 - b'0'));
-            a_end += 1;
-        }
-        let mut b_end = i;
-        while b_end < b.len() && b[b_end].is_ascii_digit() {
-            b_number = b_number
-                .wrapping_mul(10)
-                .wrapping_add(i64::from(b[b_end] as u8 - b'0'));
-            b_end += 1;
-        }
+        let (a_number, a_end) = number(&a, i, start);
+        let (b_number, b_end) = number(&b, i, start);
         if a_number != b_number {
             return a_number < b_number;
         }
         if a_end != b_end {
             return a_end < b_end;
         }
-        return a[i] < b[i];
+        return ac < bc;
     }
     a.len() < b.len()
 }
@@ -197,7 +191,7 @@ mod tests {
             .into_iter()
             .map(|v| match v {
                 Value::Str(s) => s,
-                _ => unreachable!(),
+                other => panic!("a string key became {other:?}"),
             })
             .collect()
     }

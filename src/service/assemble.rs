@@ -142,8 +142,10 @@ impl Factory {
         };
         let base_config: serde_json::Value = serde_json::from_slice(&config)
             .map_err(|error| broken(format!("invalid image config: {error}")))?;
-        let diff_ids: Vec<String> = base_config["rootfs"]["diff_ids"]
-            .as_array()
+        let diff_ids: Vec<String> = base_config
+            .get("rootfs")
+            .and_then(|rootfs| rootfs.get("diff_ids"))
+            .and_then(serde_json::Value::as_array)
             .map(|ids| {
                 ids.iter()
                     .filter_map(|id| id.as_str().map(String::from))

@@ -11,8 +11,12 @@ use semver::Version;
 use std::path::{Path, PathBuf};
 
 /// The first release that publishes `talosctl-all`.
-fn first_version() -> Version {
-    Version::parse("1.11.0-alpha.3").expect("a version")
+const FIRST_VERSION: &str = "1.11.0-alpha.3";
+
+/// Whether `version` publishes `talosctl-all`. [`FIRST_VERSION`] parses (a unit test pins
+/// it); were it ever not to, no release would offer talosctl rather than the service panic.
+fn publishes_talosctl(version: &Version) -> bool {
+    Version::parse(FIRST_VERSION).is_ok_and(|first| *version >= first)
 }
 
 /// `talosctl-<os>-<arch>[.exe]`, the only names served.
@@ -43,7 +47,7 @@ impl Factory {
     pub async fn talosctl_urls(&self, version: &str) -> Result<Vec<String>, ServiceError> {
         let version = parse_strict(version).map_err(ServiceError::MalformedVersion)?;
         self.catalogs.require_available(&version).await?;
-        if version < first_version() {
+        if !publishes_talosctl(&version) {
             return Ok(Vec::new());
         }
         let dir = self.talosctl_dir(&version).await?;
@@ -64,7 +68,7 @@ impl Factory {
     ) -> Result<TalosctlBinary, ServiceError> {
         let version = parse_strict(version).map_err(ServiceError::MalformedVersion)?;
         self.catalogs.require_available(&version).await?;
-        if version < first_version() {
+        if !publishes_talosctl(&version) {
             return Err(not_available(&version));
         }
         let dir = self.talosctl_dir(&version).await?;
@@ -174,7 +178,22 @@ async fn binaries_in(dir: &Path) -> Result<Vec<String>, ServiceError> {
 
 #[cfg(test)]
 mod tests {
-    use super::is_binary_name;
+    use super::{FIRST_VERSION, Version, is_binary_name, publishes_talosctl};
+
+    #[test]
+    fn talosctl_from_the_first_publishing_release() {
+        assert!(Version::parse(FIRST_VERSION).is_ok());
+        for (version, publishes) in [
+            ("1.10.5", false),
+            ("1.11.0-alpha.2", false),
+            ("1.11.0-alpha.3", true),
+            ("1.11.0", true),
+            ("1.12.1", true),
+        ] {
+            let version = Version::parse(version).unwrap();
+            assert_eq!(publishes_talosctl(&version), publishes, "{version}");
+        }
+    }
 
     #[test]
     fn only_talosctl_binary_names() {

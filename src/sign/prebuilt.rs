@@ -51,12 +51,12 @@ pub fn check_authenticated_write(bytes: &[u8]) -> Result<(), String> {
             bytes.len()
         ));
     }
+    let too_short = || "the header is truncated".to_string();
     // EDK2 refuses a time-based write whose EFI_TIME has any of these set.
-    let time = &bytes[..EFI_TIME_LEN];
-    if time[7..].iter().any(|&b| b != 0) {
+    let time_tail = bytes.get(7..EFI_TIME_LEN).ok_or_else(too_short)?;
+    if time_tail.iter().any(|&b| b != 0) {
         return Err("EFI_TIME has a nonzero pad, nanosecond, time zone or daylight field".into());
     }
-    let too_short = || "the header is truncated".to_string();
     let cert_len = u32_at(bytes, EFI_TIME_LEN).ok_or_else(too_short)?;
     let revision = u16_at(bytes, EFI_TIME_LEN + 4).ok_or_else(too_short)?;
     let cert_type = u16_at(bytes, EFI_TIME_LEN + 6).ok_or_else(too_short)?;
@@ -66,7 +66,7 @@ pub fn check_authenticated_write(bytes: &[u8]) -> Result<(), String> {
              {WIN_CERT_REVISION:#06x} {WIN_CERT_TYPE_EFI_GUID:#06x} (WIN_CERT_TYPE_EFI_GUID)"
         ));
     }
-    if bytes[EFI_TIME_LEN + 8..header] != EFI_CERT_TYPE_PKCS7 {
+    if bytes.get(EFI_TIME_LEN + 8..header) != Some(EFI_CERT_TYPE_PKCS7.as_slice()) {
         return Err("the certificate type is not EFI_CERT_TYPE_PKCS7_GUID".into());
     }
     let data_at = EFI_TIME_LEN
@@ -78,7 +78,7 @@ pub fn check_authenticated_write(bytes: &[u8]) -> Result<(), String> {
                 bytes.len()
             )
         })?;
-    check_signature_lists(&bytes[data_at..])
+    check_signature_lists(bytes.get(data_at..).ok_or_else(too_short)?)
         .map_err(|reason| format!("signature list data at offset {data_at}: {reason}"))
 }
 

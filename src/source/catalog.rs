@@ -76,12 +76,14 @@ pub fn filter_versions(tags: &[String], min: &Version, broken: &[Version]) -> Ve
             if version.pre.is_empty() {
                 return true;
             }
-            let identifiers: Vec<&str> = version.pre.as_str().split('.').collect();
+            // Exactly two identifiers: a pre-release kind and its number.
+            let prerelease = version.pre.as_str().split_once('.');
             version.major == max.major
                 && version.minor == max.minor
-                && identifiers.len() == 2
-                && matches!(identifiers[0], "alpha" | "beta" | "rc")
-                && identifiers[1].bytes().all(|b| b.is_ascii_digit())
+                && prerelease.is_some_and(|(kind, number)| {
+                    matches!(kind, "alpha" | "beta" | "rc")
+                        && number.bytes().all(|b| b.is_ascii_digit())
+                })
         })
         .collect();
     kept.sort();

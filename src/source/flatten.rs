@@ -196,8 +196,10 @@ impl FileTree {
     /// a file.
     fn check_parents(&mut self, image: &str, path: &str) -> Result<(), SourceError> {
         let mut ancestor = String::new();
-        let components: Vec<&str> = path.split('/').collect();
-        for component in &components[..components.len() - 1] {
+        let mut components: Vec<&str> = path.split('/').collect();
+        // Every component but the last is an ancestor.
+        components.pop();
+        for component in components {
             if !ancestor.is_empty() {
                 ancestor.push('/');
             }

@@ -246,6 +246,7 @@ fn keyless_policy(config: &ContainerSignatureConfig) -> Result<KeylessPolicy, St
     };
     let trust_root = if config.trusted_root_file.as_os_str().is_empty() {
         TrustRoot::public_good()
+            .map_err(|error| format!("the embedded public-good trust root: {error}"))?
     } else {
         let path = &config.trusted_root_file;
         let bytes = std::fs::read(path).map_err(|error| {

@@ -74,10 +74,10 @@ impl ChunkedDigest {
 
     fn update(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
-            let step = bytes.len().min(CHUNK - self.filled);
-            self.chunk.update(&bytes[..step]);
-            self.filled += step;
-            bytes = &bytes[step..];
+            let (step, rest) = bytes.split_at(bytes.len().min(CHUNK - self.filled));
+            self.chunk.update(step);
+            self.filled += step.len();
+            bytes = rest;
             if self.filled == CHUNK {
                 self.close_chunk();
             }
@@ -93,7 +93,7 @@ impl ChunkedDigest {
                 continue;
             }
             let step = len.min((CHUNK - self.filled).min(ZEROS.len()) as u64) as usize;
-            self.update(&ZEROS[..step]);
+            self.update(ZEROS.split_at(step).0);
             len -= step as u64;
         }
     }
@@ -465,7 +465,10 @@ fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
     while position < size {
         let len = (size - position).min(CHUNK as u64);
         let end = position + len;
-        while next_range < ranges.len() && ranges[next_range].1 <= position {
+        while ranges
+            .get(next_range)
+            .is_some_and(|(_, range_end)| *range_end <= position)
+        {
             next_range += 1;
         }
         let has_data = ranges
@@ -475,11 +478,13 @@ fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
             digest.zeros(len);
         } else {
             file.seek(SeekFrom::Start(position))?;
-            file.read_exact(&mut buffer[..len as usize])?;
-            if len == CHUNK as u64 && buffer.iter().all(|byte| *byte == 0) {
+            // `len` is at most `CHUNK`, the buffer's size.
+            let (chunk, _) = buffer.split_at_mut(len as usize);
+            file.read_exact(chunk)?;
+            if len == CHUNK as u64 && chunk.iter().all(|byte| *byte == 0) {
                 digest.zeros(len);
             } else {
-                digest.update(&buffer[..len as usize]);
+                digest.update(chunk);
             }
         }
         position = end;

@@ -111,7 +111,9 @@ fn evict(table: &mut Table, capacity: usize) {
         return;
     }
     uses.sort_unstable();
-    let cutoff = uses[uses.len() - keep];
+    let Some(&cutoff) = uses.get(uses.len() - keep) else {
+        return;
+    };
     table
         .entries
         .retain(|_, entry| !matches!(entry, Entry::Found { used, .. } if *used < cutoff));

@@ -41,7 +41,7 @@ pub fn strict_form(canonical: &str) -> Cow<'_, str> {
         if let Some(at) = header.indicator {
             let real = header.content - header.parent;
             let at = line_start + at;
-            if canonical.as_bytes()[at] != b'0' + real as u8 {
+            if canonical.as_bytes().get(at) != Some(&(b'0' + real as u8)) {
                 out.push_str(&canonical[copied..at]);
                 out.push(char::from(b'0' + real as u8));
                 copied = at + 1;
@@ -86,8 +86,8 @@ fn literal_header(line: &str) -> Option<Header> {
         }
     };
     let hint_bytes = hints.as_bytes();
-    let (digit, chomp) = match hint_bytes.first() {
-        Some(b'1'..=b'9') => (true, &hint_bytes[1..]),
+    let (digit, chomp) = match hint_bytes.split_first() {
+        Some((b'1'..=b'9', chomp)) => (true, chomp),
         _ => (false, hint_bytes),
     };
     if !matches!(chomp, [] | [b'-'] | [b'+']) {

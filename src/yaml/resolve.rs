@@ -232,7 +232,7 @@ fn parse_timestamp(text: &str) -> Option<Timestamp> {
     }
     let number = |at: &mut usize, min: usize, max: usize| -> Option<u32> {
         let start = *at;
-        while *at < bytes.len() && bytes[*at].is_ascii_digit() && *at - start < max {
+        while bytes.get(*at).is_some_and(u8::is_ascii_digit) && *at - start < max {
             *at += 1;
         }
         if *at - start < min {
@@ -264,7 +264,7 @@ fn parse_timestamp(text: &str) -> Option<Timestamp> {
     if at == bytes.len() {
         return Some(stamp);
     }
-    let zoned = match bytes[at] {
+    let zoned = match bytes.get(at)? {
         b'T' | b't' => true,
         b' ' => false,
         _ => return None,
@@ -371,7 +371,7 @@ pub fn is_base60_float(text: &str) -> bool {
         }
         match at - start {
             1 => {}
-            2 if bytes[start] <= b'5' => {}
+            2 if bytes.get(start).is_some_and(|&tens| tens <= b'5') => {}
             _ => return false,
         }
         groups += 1;

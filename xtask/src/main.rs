@@ -2,6 +2,7 @@
 
 mod bench;
 mod fixtures;
+mod panic_audit;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -9,7 +10,9 @@ use std::process::{Command, ExitCode};
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  lint               cargo fmt --check and cargo clippy -D warnings over the whole workspace
+  lint               cargo fmt --check, cargo clippy -D warnings over the whole workspace, and
+                     a check that the library still denies panicking on input (src/lib.rs)
+                     with every indexing opt-out explained
   bench-compare      time our CLI and the standard-tools pipeline on the same inputs
   fixtures [--force] generate fixtures/release/ (the Talos-shaped OCI release the tests and
                      `make run` use) from Debian packages; skipped when already up to date
@@ -46,6 +49,16 @@ fn workspace() -> PathBuf {
 }
 
 fn lint() -> Result<(), String> {
+    let problems = panic_audit::check(&workspace().join("src"))?;
+    if !problems.is_empty() {
+        for problem in &problems {
+            eprintln!("{problem}");
+        }
+        return Err(format!(
+            "{} panic-lint problem(s) in src/ (see xtask/src/panic_audit.rs)",
+            problems.len()
+        ));
+    }
     run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))?;
     run(Command::new("cargo").args([
         "clippy",

@@ -78,7 +78,10 @@ pub fn signature(digest: &[u8; 32], signer: &dyn Signer) -> Result<Vec<u8>, Engi
     der::Header::decode(&mut reader).map_err(der_error)?;
     let header_len = usize::try_from(reader.position())
         .map_err(|_| EngineError::Pe("Authenticode header length".into()))?;
-    let content_digest: [u8; 32] = Sha256::digest(&content_der[header_len..]).into();
+    let content_value = content_der
+        .get(header_len..)
+        .ok_or_else(|| EngineError::Pe("Authenticode header length".into()))?;
+    let content_digest: [u8; 32] = Sha256::digest(content_value).into();
 
     // An empty SpcSpOpusInfo, as sbsign and signtool write it.
     let opus_info = pkcs7::attribute(

@@ -118,7 +118,9 @@ fn owner_guid(certificate_pem: &str) -> Guid {
     hash.update(certificate_pem.as_bytes());
     let digest = hash.finalize();
     let mut bytes = [0; 16];
-    bytes.copy_from_slice(&digest[..16]);
+    for (slot, byte) in bytes.iter_mut().zip(digest.iter()) {
+        *slot = *byte;
+    }
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     Guid::from_rfc4122(bytes)
@@ -133,11 +135,12 @@ fn efi_time(unix: u32) -> [u8; EFI_TIME_LEN] {
     let mut out = [0; EFI_TIME_LEN];
     out[..2].copy_from_slice(&year.to_le_bytes());
     // Calendar fields are below 60 by construction.
-    for (at, field) in [time.month, time.day, time.hour, time.minute, time.second]
-        .into_iter()
-        .enumerate()
+    for (slot, field) in
+        out.iter_mut()
+            .skip(2)
+            .zip([time.month, time.day, time.hour, time.minute, time.second])
     {
-        out[2 + at] = field as u8;
+        *slot = field as u8;
     }
     out
 }

@@ -17,28 +17,35 @@ pub fn partition(values: &[MetaValue]) -> Result<Vec<u8>, String> {
     for value in values {
         merged.insert(value.key, &value.value);
     }
-    let mut block = vec![0u8; BLOCK];
-    block[..4].copy_from_slice(&MAGIC_HEAD.to_be_bytes());
-    let mut at = 4;
+    // Records, then zeros up to the checksum; the block is built by appending, so the
+    // capacity check is the only bound there is.
+    let mut block = Vec::with_capacity(BLOCK);
+    block.extend_from_slice(&MAGIC_HEAD.to_be_bytes());
     for (key, value) in merged {
-        let record = 8 + value.len();
-        if at + record > BLOCK - 40 {
+        if block.len() + 8 + value.len() > BLOCK - 40 {
             return Err(format!(
                 "META values exceed the {} bytes the partition holds",
                 BLOCK - 40
             ));
         }
-        block[at..at + 4].copy_from_slice(&u32::from(key).to_be_bytes());
-        block[at + 4..at + 8].copy_from_slice(&(value.len() as u32).to_be_bytes());
-        block[at + 8..at + record].copy_from_slice(value.as_bytes());
-        at += record;
+        block.extend_from_slice(&u32::from(key).to_be_bytes());
+        block.extend_from_slice(&(value.len() as u32).to_be_bytes());
+        block.extend_from_slice(value.as_bytes());
     }
-    block[BLOCK - 4..].copy_from_slice(&MAGIC_TAIL.to_be_bytes());
-    let checksum = Sha256::digest(&block);
-    block[BLOCK - 36..BLOCK - 4].copy_from_slice(&checksum);
-    let mut partition = vec![0u8; PARTITION_SIZE];
-    partition[..BLOCK].copy_from_slice(&block);
-    partition[BLOCK..2 * BLOCK].copy_from_slice(&block);
+    block.resize(BLOCK - 36, 0);
+    // The checksum covers the whole block with its own 32 bytes zero.
+    let tail = MAGIC_TAIL.to_be_bytes();
+    let checksum = Sha256::new()
+        .chain_update(&block)
+        .chain_update([0u8; 32])
+        .chain_update(tail)
+        .finalize();
+    block.extend_from_slice(&checksum);
+    block.extend_from_slice(&tail);
+    let mut partition = Vec::with_capacity(PARTITION_SIZE);
+    partition.extend_from_slice(&block);
+    partition.extend_from_slice(&block);
+    partition.resize(PARTITION_SIZE, 0);
     Ok(partition)
 }
 

@@ -106,8 +106,9 @@ impl SectionHeader {
     /// `name` cut to the 8 bytes a section name has.
     pub fn name_bytes(name: &str) -> [u8; 8] {
         let mut bytes = [0u8; 8];
-        let length = name.len().min(8);
-        bytes[..length].copy_from_slice(&name.as_bytes()[..length]);
+        for (slot, byte) in bytes.iter_mut().zip(name.as_bytes()) {
+            *slot = *byte;
+        }
         bytes
     }
 
@@ -127,6 +128,8 @@ impl SectionHeader {
     }
 
     /// Writes the entry at `at` of a zeroed header buffer.
+    // `out` is a header buffer the linker or UKI builder sized for its own section table.
+    #[allow(clippy::indexing_slicing)]
     pub fn write(&self, out: &mut [u8], at: usize) {
         out[at..at + 8].copy_from_slice(&self.name);
         put_u32(out, at + 8, self.virtual_size);
@@ -220,6 +223,8 @@ pub const DOS_STUB_SIZE: usize = 0x80;
 
 /// The MS-DOS header and the classic "cannot be run in DOS mode" program; `e_lfanew` points
 /// at the PE signature right after it.
+// Fills its own fixed-size array at fixed offsets.
+#[allow(clippy::indexing_slicing)]
 pub fn dos_stub() -> [u8; DOS_STUB_SIZE] {
     let mut stub = [0u8; DOS_STUB_SIZE];
     stub[0..2].copy_from_slice(b"MZ");
@@ -274,30 +279,34 @@ pub fn authenticode_sha256(data: &[u8]) -> Result<[u8; 32], PeError> {
         return Err(PeError::Truncated(headers_end));
     }
 
+    let range = |start: usize, end: usize| data.get(start..end).ok_or(PeError::Truncated(start));
     let mut hasher = Sha256::new();
-    hasher.update(&data[..checksum]);
+    hasher.update(range(0, checksum)?);
     match security {
         Some(at) if at + 8 <= headers_end => {
-            hasher.update(&data[checksum + 4..at]);
-            hasher.update(&data[at + 8..headers_end]);
+            hasher.update(range(checksum + 4, at)?);
+            hasher.update(range(at + 8, headers_end)?);
         }
-        _ => hasher.update(&data[checksum + 4..headers_end]),
+        _ => hasher.update(range(checksum + 4, headers_end)?),
     }
-    let mut order: Vec<usize> = (0..image.sections.len())
-        .filter(|&index| image.sections[index].raw_size != 0)
+    let mut order: Vec<(usize, &SectionHeader)> = image
+        .sections
+        .iter()
+        .enumerate()
+        .filter(|(_, header)| header.raw_size != 0)
         .collect();
-    order.sort_by_key(|&index| image.sections[index].raw_offset);
+    order.sort_by_key(|(_, header)| header.raw_offset);
     let mut hashed_end = headers_end;
-    for index in order {
+    for (index, header) in order {
         let section = image.section_data(index)?;
-        let start = image.sections[index].raw_offset as usize;
+        let start = header.raw_offset as usize;
         if start + section.len() > file_end {
             return Err(PeError::SectionPastEnd(index));
         }
         hasher.update(section);
         hashed_end = hashed_end.max(start + section.len());
     }
-    hasher.update(&data[hashed_end..file_end]);
+    hasher.update(range(hashed_end, file_end)?);
     Ok(hasher.finalize().into())
 }
 

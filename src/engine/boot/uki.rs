@@ -117,16 +117,21 @@ pub fn talos_sections(
 fn stub_sbat(stub: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
     let parsed = pe::Image::parse(stub).map_err(stub_error)?;
     let name = SectionHeader::name_bytes(".sbat");
-    let Some(index) = parsed
+    let Some((index, header)) = parsed
         .sections
         .iter()
-        .position(|header| header.name == name)
+        .enumerate()
+        .find(|(_, header)| header.name == name)
     else {
         return Ok(None);
     };
     let data = parsed.section_data(index).map_err(stub_error)?;
-    let size = (parsed.sections[index].virtual_size as usize).min(data.len());
-    Ok(Some(data[..size].to_vec()))
+    Ok(Some(
+        data.iter()
+            .take(header.virtual_size as usize)
+            .copied()
+            .collect(),
+    ))
 }
 
 /// `sections` made into a Secure Boot UKI's (imager.md §7.1, §7.3): `.pcrpkey` before
@@ -175,15 +180,8 @@ pub fn with_pcr_signatures(
         out.push(signature(&measured_base)?);
         return Ok(out);
     }
-    let mut groups: Vec<&[Section]> = Vec::new();
-    let mut start = 0;
-    for index in 1..=profiles.len() {
-        if index == profiles.len() || profiles[index].name == ".profile" {
-            groups.push(&profiles[start..index]);
-            start = index;
-        }
-    }
-    for group in groups {
+    // Each group runs from one `.profile` section to the next.
+    for group in profiles.chunk_by(|_, next| next.name != ".profile") {
         let mut measured = measured_base.clone();
         for section in group {
             match measured.iter_mut().find(|(name, _)| *name == section.name) {
@@ -195,6 +193,14 @@ pub fn with_pcr_signatures(
         out.push(signature(&measured)?);
     }
     Ok(out)
+}
+
+/// Copies `bytes` into `out` at `at`, where the layout put them.
+fn place(out: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), EngineError> {
+    out.get_mut(at..at + bytes.len())
+        .ok_or_else(|| stub_error(PeError::Truncated(at)))?
+        .copy_from_slice(bytes);
+    Ok(())
 }
 
 /// Appends `sections` to `stub`.
@@ -254,13 +260,18 @@ pub fn assemble(stub: &[u8], sections: &[Section]) -> Result<Vec<u8>, EngineErro
         }
     }
 
+    // Every offset below was computed from the sizes above; the stub's own header bytes are
+    // read through checked ranges, its parsed headers having only vouched for their fields.
+    let stub_range = |start: usize, length: usize| {
+        stub.get(start..start + length)
+            .ok_or_else(|| stub_error(PeError::Truncated(start)))
+    };
     let mut out = vec![0u8; offset as usize];
-    out[..pe::DOS_HEADER_SIZE].copy_from_slice(&stub[..pe::DOS_HEADER_SIZE]);
+    place(&mut out, 0, stub_range(0, pe::DOS_HEADER_SIZE)?)?;
     pe::put_u32(&mut out, pe::LFANEW, PE_OFFSET as u32);
-    out[PE_OFFSET..PE_OFFSET + 4].copy_from_slice(pe::SIGNATURE);
+    place(&mut out, PE_OFFSET, pe::SIGNATURE)?;
     let new_coff = PE_OFFSET + 4;
-    out[new_coff..new_coff + pe::COFF_HEADER_SIZE]
-        .copy_from_slice(&stub[coff..coff + pe::COFF_HEADER_SIZE]);
+    place(&mut out, new_coff, stub_range(coff, pe::COFF_HEADER_SIZE)?)?;
     pe::put_u16(&mut out, new_coff + coff::NUMBER_OF_SECTIONS, total as u16);
     pe::put_u32(
         &mut out,
@@ -269,13 +280,14 @@ pub fn assemble(stub: &[u8], sections: &[Section]) -> Result<Vec<u8>, EngineErro
     );
     // A stub's COFF symbol table (distribution builds keep one) lies past its sections and
     // is not carried over, so the header must not point at it.
-    let symbols = new_coff + coff::POINTER_TO_SYMBOL_TABLE;
-    out[symbols..symbols + 8].fill(0);
+    place(&mut out, new_coff + coff::POINTER_TO_SYMBOL_TABLE, &[0; 8])?;
     let new_optional = new_coff + pe::COFF_HEADER_SIZE;
-    out[new_optional..new_optional + optional_size]
-        .copy_from_slice(&stub[optional..optional + optional_size]);
-    let linker_version = new_optional + pe_optional::LINKER_VERSION;
-    out[linker_version..linker_version + 2].fill(0);
+    place(&mut out, new_optional, stub_range(optional, optional_size)?)?;
+    place(
+        &mut out,
+        new_optional + pe_optional::LINKER_VERSION,
+        &[0; 2],
+    )?;
     for (field, value) in [
         (pe_optional::SIZE_OF_CODE, size_of_code),
         (pe_optional::SIZE_OF_INITIALIZED_DATA, size_of_data),
@@ -289,14 +301,10 @@ pub fn assemble(stub: &[u8], sections: &[Section]) -> Result<Vec<u8>, EngineErro
     for (index, header) in headers.iter().enumerate() {
         header.write(&mut out, new_table + index * pe::SECTION_HEADER_SIZE);
     }
-    for (index, header) in headers.iter().enumerate() {
-        let start = header.raw_offset as usize;
-        let data: &[u8] = if index < stub_count {
-            parsed.section_data(index).map_err(stub_error)?
-        } else {
-            &sections[index - stub_count].data
-        };
-        out[start..start + data.len()].copy_from_slice(data);
+    let stub_data = (0..stub_count).map(|index| parsed.section_data(index).map_err(stub_error));
+    let appended = sections.iter().map(|section| Ok(section.data.as_slice()));
+    for (header, data) in headers.iter().zip(stub_data.chain(appended)) {
+        place(&mut out, header.raw_offset as usize, data?)?;
     }
     Ok(out)
 }
@@ -313,7 +321,7 @@ pub fn bzimage_release(kernel: &[u8]) -> Option<String> {
         .iter()
         .position(|&b| b == 0 || b == b' ')
         .unwrap_or(text.len().min(256));
-    String::from_utf8(text[..end].to_vec())
+    String::from_utf8(text.get(..end)?.to_vec())
         .ok()
         .filter(|s| !s.is_empty())
 }

@@ -71,10 +71,16 @@ impl<W: Write> NewcWriter<W> {
         self.raw(header.as_bytes())?;
         self.raw(name.as_bytes())?;
         self.raw(&[0])?;
-        self.raw(&[0; 3][..(4 - (110 + name_size) % 4) % 4])?;
+        self.raw(padding(110 + name_size))?;
         self.raw(data)?;
-        self.raw(&[0; 3][..(4 - data.len() % 4) % 4])
+        self.raw(padding(data.len()))
     }
+}
+
+/// The zeros that pad `length` bytes to the archive's 4-byte alignment.
+fn padding(length: usize) -> &'static [u8] {
+    let zeros: &'static [u8] = &[0; 3];
+    zeros.get(..(4 - length % 4) % 4).unwrap_or_default()
 }
 
 /// Members of a newc archive, for reading the base initramfs (`rootfs.sqsh`).

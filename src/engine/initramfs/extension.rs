@@ -129,16 +129,14 @@ pub fn range_matches(range: &str, version: &Version) -> Result<bool, String> {
             return Err(format!("empty alternative in range {range:?}"));
         }
         let mut all = true;
-        let mut index = 0;
-        while index < tokens.len() {
-            let token = tokens[index];
+        let mut tokens = tokens.into_iter();
+        while let Some(token) = tokens.next() {
             let split = token
                 .find(|c: char| c.is_ascii_digit() || c == 'v')
                 .unwrap_or(token.len());
             let (operator, mut operand) = token.split_at(split);
             if operand.is_empty() {
-                index += 1;
-                operand = tokens.get(index).ok_or_else(|| {
+                operand = tokens.next().ok_or_else(|| {
                     format!("operator {operator:?} without a version in {range:?}")
                 })?;
             }
@@ -155,7 +153,6 @@ pub fn range_matches(range: &str, version: &Version) -> Result<bool, String> {
                 other => return Err(format!("unknown operator {other:?} in range {range:?}")),
             };
             all &= holds;
-            index += 1;
         }
         any |= all;
     }

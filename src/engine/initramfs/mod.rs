@@ -160,8 +160,10 @@ fn member_of(entry: &Entry) -> Member {
 
 fn add_with_parents(stage: &mut BTreeMap<String, Member>, path: &str, member: Member) {
     let mut prefix = String::new();
-    let parts: Vec<&str> = path.split('/').collect();
-    for part in &parts[..parts.len() - 1] {
+    let mut parts: Vec<&str> = path.split('/').collect();
+    // Every component but the last is a parent directory.
+    parts.pop();
+    for part in parts {
         if !prefix.is_empty() {
             prefix.push('/');
         }

@@ -239,12 +239,20 @@ const MBR_CODE: usize = 446;
 fn board_mbr_code(overlay: Option<&DiskOverlay>) -> [u8; MBR_CODE] {
     let mut code = [0u8; MBR_CODE];
     for (offset, bytes) in overlay.iter().flat_map(|overlay| &overlay.raw) {
-        let end = (*offset + bytes.len() as u64).min(MBR_CODE as u64);
-        if *offset < end {
-            code[*offset as usize..end as usize].copy_from_slice(&bytes[..(end - offset) as usize]);
-        }
+        // What lies past the code area is the partition table's, or the disk's.
+        let Ok(start) = usize::try_from(*offset) else {
+            continue;
+        };
+        overwrite(code.iter_mut().skip(start), bytes);
     }
     code
+}
+
+/// Copies `bytes` over `slots`, as far as both go.
+fn overwrite<'a>(slots: impl Iterator<Item = &'a mut u8>, bytes: &[u8]) {
+    for (slot, byte) in slots.zip(bytes) {
+        *slot = *byte;
+    }
 }
 
 /// Byte ranges the table and the partitions own, sorted: the first sector (whose boot
@@ -370,9 +378,9 @@ pub fn build(disk: &DiskInputs) -> Result<SparseImage, EngineError> {
     for (offset, mut bytes) in gpt::write_with_gap(sector, disk.disk_size, &partitions, gap) {
         // The MBR's boot code area is GRUB's or the board's; the table writer leaves it be.
         if offset == 0 {
-            bytes[..MBR_CODE].copy_from_slice(&mbr_code);
+            overwrite(bytes.iter_mut(), &mbr_code);
             if let Some((code, _)) = &bios {
-                bytes[..code.len()].copy_from_slice(code);
+                overwrite(bytes.iter_mut(), code);
             }
         }
         image.put(offset, bytes)?;

@@ -143,12 +143,10 @@ pub struct InstallerImage {
 /// Builds the image: the base layers (only the first of an old two-layer full installer),
 /// then the artifacts layer, then the overlay layer if there is one.
 pub fn image(inputs: &InstallerInputs) -> Result<InstallerImage, EngineError> {
-    let keep = if inputs.base_layers.len() == 2 {
-        1
-    } else {
-        inputs.base_layers.len()
+    let base = match inputs.base_layers.as_slice() {
+        [first, _] => std::slice::from_ref(first),
+        all => all,
     };
-    let base = &inputs.base_layers[..keep];
     let (artifacts, artifacts_diff_id) = artifacts_layer(&inputs.artifacts)?;
     let overlay = if inputs.overlay.is_empty() {
         None

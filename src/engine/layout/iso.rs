@@ -317,11 +317,13 @@ pub fn build(iso: &IsoInputs) -> Result<SparseImage, EngineError> {
     let mut entries = Vec::new();
     let mut mbr_code = None;
     if let Some(bios) = bios {
-        let lba = placement.file_lbas[eltorito_index];
+        // The El Torito image was pushed at `eltorito_index` above and placed with the rest.
+        let placed = || EngineError::InvalidInput("the El Torito image was not placed".into());
+        let lba = *placement.file_lbas.get(eltorito_index).ok_or_else(placed)?;
         let mut image = bios.eltorito_img.clone();
         eltorito::patch_grub2_boot_info(&mut image, lba)?;
         eltorito::patch_boot_info_table(&mut image, iso9660::SYSTEM_AREA_BLOCKS, lba)?;
-        files[eltorito_index].bytes = Bytes::from(image);
+        files.get_mut(eltorito_index).ok_or_else(placed)?.bytes = Bytes::from(image);
         mbr_code = Some(eltorito::grub2_mbr(&bios.boot_hybrid_img, lba)?);
         entries.push(CatalogEntry {
             platform: Platform::Bios,
@@ -361,12 +363,14 @@ pub fn build(iso: &IsoInputs) -> Result<SparseImage, EngineError> {
         ];
         for (offset, mut bytes) in gpt::write(512, total, &partitions) {
             if offset == 0 {
-                bytes[..code.len()].copy_from_slice(&code);
+                for (slot, byte) in bytes.iter_mut().zip(&code) {
+                    *slot = *byte;
+                }
             }
             image.put(offset, bytes)?;
         }
     } else {
-        let mut mbr = vec![0u8; 512];
+        let mut mbr = [0u8; 512];
         mbr[446..462].copy_from_slice(&mbr_entry(
             MBR_LINUX,
             iso_partition.start,
@@ -374,7 +378,7 @@ pub fn build(iso: &IsoInputs) -> Result<SparseImage, EngineError> {
         )?);
         mbr[462..478].copy_from_slice(&mbr_entry(MBR_ESP, esp_start / 512, esp_size / 512)?);
         mbr[510..512].copy_from_slice(&[0x55, 0xAA]);
-        image.put(0, mbr)?;
+        image.put(0, mbr.to_vec())?;
     }
     Ok(image)
 }

@@ -58,17 +58,18 @@ fn disk_suffix(platform: &str, version: &TalosVersion) -> &'static str {
 
 /// `21.4 MB`-style sizes.
 pub fn human_size(bytes: u64) -> String {
-    let units = ["bytes", "kB", "MB", "GB", "TB"];
     let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < units.len() {
+    let mut unit = None;
+    for larger in ["kB", "MB", "GB", "TB"] {
+        if value < 1000.0 {
+            break;
+        }
         value /= 1000.0;
-        unit += 1;
+        unit = Some(larger);
     }
-    if unit == 0 {
-        format!("{bytes} bytes")
-    } else {
-        format!("{value:.1} {}", units[unit])
+    match unit {
+        None => format!("{bytes} bytes"),
+        Some(unit) => format!("{value:.1} {unit}"),
     }
 }
 

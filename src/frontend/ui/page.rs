@@ -211,8 +211,10 @@ pub async fn wizard(
         _ => "metal".into(),
     };
     let arches = links::architectures(choices.target, &platform);
-    if !arches.contains(&choices.arch.as_str()) {
-        choices.arch = arches[0].into();
+    if !arches.contains(&choices.arch.as_str())
+        && let Some(first) = arches.first()
+    {
+        choices.arch = (*first).into();
     }
     let secureboot_unavailable = if factory.secure_boot.is_none() {
         Some("this factory has no Secure Boot signing keys (secureBoot.enabled)".to_string())

@@ -186,7 +186,13 @@ impl KeylessPolicy {
     /// Fulcio issued the certificate and a CT log saw it.
     fn check_certificate(&self, leaf: &Leaf) -> Result<(), SigstoreError> {
         let authority = leaf.issuing_authority(&self.trust_root)?;
-        leaf.check_sct(&self.trust_root, &authority.chain[0])
+        let issuer = authority.chain.first().ok_or_else(|| {
+            SigstoreError::TrustRoot(format!(
+                "the certificate authority {} has no certificate",
+                authority.uri
+            ))
+        })?;
+        leaf.check_sct(&self.trust_root, issuer)
     }
 
     /// The signature was logged while the certificate was valid, for the expected signer.

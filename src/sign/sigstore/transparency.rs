@@ -217,7 +217,12 @@ fn verify_checkpoint(note: &str, log: &LogKey) -> Result<(u64, Vec<u8>), Sigstor
         let Ok(bytes) = STANDARD.decode(encoded) else {
             return false;
         };
-        bytes.len() > 4 && bytes[..4] == log.hint && log.key.verify(text.as_bytes(), &bytes[4..])
+        match bytes.split_first_chunk::<4>() {
+            Some((hint, signature)) if !signature.is_empty() && *hint == log.hint => {
+                log.key.verify(text.as_bytes(), signature)
+            }
+            _ => false,
+        }
     });
     if !signed {
         return Err(fail(format!(

@@ -109,10 +109,10 @@ impl TrustRoot {
         })
     }
 
-    /// The embedded public-good root.
-    pub fn public_good() -> TrustRoot {
-        // The embedded file is checked by a unit test; failing here is a build defect.
-        TrustRoot::from_json(PUBLIC_GOOD).expect("the embedded public-good trust root parses")
+    /// The embedded public-good root. A unit test pins that it parses; the error is still
+    /// returned rather than panicked on, so a bad embedded file fails configuration loading.
+    pub fn public_good() -> Result<TrustRoot, SigstoreError> {
+        TrustRoot::from_json(PUBLIC_GOOD)
     }
 
     pub(super) fn tlog(&self, key_id: &[u8]) -> Option<&LogKey> {
@@ -141,7 +141,7 @@ fn logs(entries: &[json::Log]) -> Result<Vec<LogKey>, SigstoreError> {
         let key = VerifyingKey::from_spki_der(&der, Some(hash)).map_err(|error| {
             SigstoreError::TrustRoot(format!("key of the log {}: {error}", entry.base_url))
         })?;
-        let digest = sha2::Sha256::digest(&der);
+        let digest: [u8; 32] = sha2::Sha256::digest(&der).into();
         logs.push(LogKey {
             url: entry.base_url.clone(),
             key_id: decode_base64(&entry.log_id.key_id)?,
@@ -168,10 +168,14 @@ pub(super) fn parse_rfc3339(text: &str) -> Option<u64> {
             .all(|byte| byte.is_ascii_digit())
             .then(|| part.parse().ok())?
     };
-    if bytes.len() < 20 || bytes[4] != b'-' || bytes[7] != b'-' || bytes[10] != b'T' {
+    if bytes.len() < 20
+        || bytes.get(4) != Some(&b'-')
+        || bytes.get(7) != Some(&b'-')
+        || bytes.get(10) != Some(&b'T')
+    {
         return None;
     }
-    let rest = &text[19..];
+    let rest = text.get(19..)?;
     let rest = match rest.strip_prefix('.') {
         Some(fraction) => fraction.trim_start_matches(|c: char| c.is_ascii_digit()),
         None => rest,
@@ -278,7 +282,7 @@ mod tests {
 
     #[test]
     fn the_public_good_root_has_fulcio_rekor_and_ct() {
-        let root = TrustRoot::public_good();
+        let root = TrustRoot::public_good().unwrap();
         assert_eq!(root.authorities.len(), 2);
         assert!(root.authorities[1].valid.end.is_none());
         assert_eq!(root.authorities[1].chain.len(), 2);
@@ -298,6 +302,8 @@ mod tests {
         assert_eq!(parse_rfc3339("2022-10-31T23:59:59.999Z"), Some(1667260799));
         assert_eq!(parse_rfc3339("2022-10-31T23:59:59+01:00"), None);
         assert_eq!(parse_rfc3339("2022-13-31T23:59:59Z"), None);
+        // A character that straddles the end of the seconds is refused, not sliced through.
+        assert_eq!(parse_rfc3339("2022-10-31T23:59:5\u{e9}Z"), None);
     }
 
     #[test]

@@ -216,7 +216,9 @@ pub fn bios_core_payload(core_img: &[u8]) -> Result<Vec<u8>, EngineError> {
         .len()
         .checked_sub(compressed_size)
         .ok_or_else(|| bad("compressed size past the end"))?;
-    let compressed = &decompressor[decompressor_size..];
+    let (_, compressed) = decompressor
+        .split_at_checked(decompressor_size)
+        .ok_or_else(|| bad("compressed size past the end"))?;
     let mut filters = Filters::new();
     filters.lzma1(&lzma_options()?);
     let mut stream = Stream::new_raw_decoder(&filters).map_err(lzma_error)?;
@@ -380,11 +382,14 @@ pub fn install_bios(
             "GRUB: unsupported sector size {sector_size}"
         )));
     }
-    if boot_img.len() != SECTOR || boot_img[510..] != [0x55, 0xAA] {
-        return Err(invalid_file(
-            "boot.img is not a 512-byte boot sector".into(),
-        ));
-    }
+    let boot_sector = match <[u8; SECTOR]>::try_from(boot_img) {
+        Ok(sector) if sector[510..] == [0x55, 0xAA] => sector,
+        _ => {
+            return Err(invalid_file(
+                "boot.img is not a 512-byte boot sector".into(),
+            ));
+        }
+    };
     if core_img.len() < SECTOR {
         return Err(EngineError::InvalidInput(
             "GRUB core.img is shorter than one sector".into(),
@@ -400,9 +405,12 @@ pub fn install_bios(
         EngineError::InvalidInput(format!("BIOS partition LBA {bios_first_lba} overflows"))
     })?;
 
-    let mut boot = boot_img[..MBR_BOOT_CODE_SIZE].to_vec();
+    // Both patched fields lie in the boot code, so patching the whole sector and keeping its
+    // code is the same as patching the code.
+    let mut boot = boot_sector;
     put_u64(&mut boot, BOOT_KERNEL_SECTOR, bios_first_lba);
     boot[BOOT_DRIVE_CHECK..BOOT_DRIVE_CHECK + 2].copy_from_slice(&[0x90, 0x90]);
+    let boot = boot[..MBR_BOOT_CODE_SIZE].to_vec();
 
     let mut core = core_img.to_vec();
     put_u64(&mut core, BLOCKLIST_START, second);

@@ -133,6 +133,8 @@ struct PeSection {
 }
 
 /// The PE32+ file: headers, `.text` + `.data` (the linked kernel), `mods`, `.reloc`.
+// Writes a buffer it sized itself from the linked image, the module area and the relocations.
+#[allow(clippy::indexing_slicing)]
 fn pe_image(arch: EfiArch, linked: &Linked, area: &[u8]) -> Result<Vec<u8>, EngineError> {
     let kernel_size = linked.image.len() as u64;
     let core_size = kernel_size + area.len() as u64;

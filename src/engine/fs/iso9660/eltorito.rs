@@ -1,5 +1,7 @@
 //! El Torito: the boot catalog firmware reads from a CD, and the tables patched into a boot
 //! image so it can find the rest of itself (boot info table, GRUB's hybrid blocklist).
+// Patches boot images that come from the release: checked access only.
+#![deny(clippy::indexing_slicing)]
 
 use crate::engine::EngineError;
 
@@ -35,6 +37,8 @@ const SECTION_FINAL: u8 = 0x91;
 
 /// The catalog block: the validation entry and the default entry (the first of `entries`),
 /// then one section per further entry.
+// Writes its own 2048-byte block at offsets bounded by the entry count checked first.
+#[allow(clippy::indexing_slicing)]
 pub fn catalog(entries: &[CatalogEntry]) -> Result<[u8; 2048], EngineError> {
     let (first, rest) = entries.split_first().ok_or_else(|| {
         EngineError::InvalidInput("an El Torito catalog needs a boot entry".into())
@@ -85,28 +89,34 @@ const BOOT_INFO_CHECKSUMMED: usize = 64;
 /// Fills the boot info table (`-boot-info-table`): the primary volume descriptor's block, the
 /// image's block and length, and the checksum of its 32-bit words after byte 64.
 pub fn patch_boot_info_table(image: &mut [u8], pvd_lba: u32, lba: u32) -> Result<(), EngineError> {
-    if image.len() < BOOT_INFO_CHECKSUMMED {
-        return Err(EngineError::InvalidInput(format!(
-            "a {}-byte boot image has no room for a boot info table",
-            image.len()
-        )));
-    }
     let length = u32::try_from(image.len()).map_err(|_| {
         EngineError::InvalidInput(format!("a {}-byte boot image is too big", image.len()))
     })?;
-    let table = &mut image[BOOT_INFO_TABLE..BOOT_INFO_CHECKSUMMED];
+    let no_room = || {
+        EngineError::InvalidInput(format!(
+            "a {length}-byte boot image has no room for a boot info table"
+        ))
+    };
+    let (head, checksummed) = image
+        .split_at_mut_checked(BOOT_INFO_CHECKSUMMED)
+        .ok_or_else(no_room)?;
+    let checksum = checksummed.chunks(4).fold(0u32, |sum, word| {
+        // A short last word counts as if padded with zeros.
+        let mut bytes = [0u8; 4];
+        bytes
+            .iter_mut()
+            .zip(word)
+            .for_each(|(slot, byte)| *slot = *byte);
+        sum.wrapping_add(u32::from_le_bytes(bytes))
+    });
+    let table = head.get_mut(BOOT_INFO_TABLE..).ok_or_else(no_room)?;
     table.fill(0);
-    table[0..4].copy_from_slice(&pvd_lba.to_le_bytes());
-    table[4..8].copy_from_slice(&lba.to_le_bytes());
-    table[8..12].copy_from_slice(&length.to_le_bytes());
-    let checksum = image[BOOT_INFO_CHECKSUMMED..]
-        .chunks(4)
-        .fold(0u32, |sum, word| {
-            let mut bytes = [0u8; 4];
-            bytes[..word.len()].copy_from_slice(word);
-            sum.wrapping_add(u32::from_le_bytes(bytes))
-        });
-    image[BOOT_INFO_TABLE + 12..BOOT_INFO_TABLE + 16].copy_from_slice(&checksum.to_le_bytes());
+    for (slot, value) in table
+        .chunks_exact_mut(4)
+        .zip([pvd_lba, lba, length, checksum])
+    {
+        slot.copy_from_slice(&value.to_le_bytes());
+    }
     Ok(())
 }
 
@@ -129,16 +139,16 @@ pub fn patch_grub2_boot_info(image: &mut [u8], lba: u32) -> Result<(), EngineErr
 /// `--grub2-mbr`: `boot_hybrid.img`'s boot code pointing at `diskboot.img` in the El Torito
 /// image at block `lba`; the partition table area is left to the caller.
 pub fn grub2_mbr(boot_hybrid: &[u8], lba: u32) -> Result<Vec<u8>, EngineError> {
-    if boot_hybrid.len() != 512 {
+    let Ok(sector) = <[u8; 512]>::try_from(boot_hybrid) else {
         return Err(EngineError::InvalidInput(format!(
             "boot_hybrid.img is {} bytes, not 512",
             boot_hybrid.len()
         )));
-    }
-    let mut code = boot_hybrid[..446].to_vec();
-    code[GRUB2_MBR_KERNEL_SECTOR..GRUB2_MBR_KERNEL_SECTOR + 8]
+    };
+    let mut sector = sector;
+    sector[GRUB2_MBR_KERNEL_SECTOR..GRUB2_MBR_KERNEL_SECTOR + 8]
         .copy_from_slice(&(u64::from(lba) * 4 + 4).to_le_bytes());
-    Ok(code)
+    Ok(sector[..446].to_vec())
 }
 
 #[cfg(test)]

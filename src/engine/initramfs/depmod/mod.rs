@@ -154,16 +154,19 @@ fn load_modules<'a>(
             }
         }
     }
-    let mut names: Vec<&str> = winners.keys().map(String::as_str).collect();
-    names.sort_by(|a, b| kmod_table_order(a.as_bytes(), b.as_bytes(), MODULE_TABLE_BUCKETS));
+    let mut names: Vec<(&str, &str)> = winners
+        .iter()
+        .map(|(name, path)| (name.as_str(), *path))
+        .collect();
+    names.sort_by(|a, b| kmod_table_order(a.0.as_bytes(), b.0.as_bytes(), MODULE_TABLE_BUCKETS));
     // Stable: unlisted modules keep the table order among themselves.
-    names.sort_by_key(|name| listed_at.get(name).map_or((1, 0), |&line| (0, line)));
+    names.sort_by_key(|(name, _)| listed_at.get(name).map_or((1, 0), |&line| (0, line)));
 
     names
         .into_iter()
-        .map(|name| {
-            let path = winners[name];
-            let data = &tree[path];
+        .map(|(name, path)| {
+            // `path` is one of the tree's own keys.
+            let data = tree.get(path).map_or(&[][..], Vec::as_slice);
             let facts = facts::read_module(data).map_err(|reason| DepmodError::InvalidModule {
                 path: path.to_string(),
                 reason,
@@ -270,6 +273,8 @@ fn symbol_owners<'a>(modules: &[Module<'a>]) -> HashMap<&'a [u8], usize> {
 /// Ranks the modules so that every module comes before the ones it needs: modprobe loads a
 /// `modules.dep` line's dependencies from last to first. Modules nobody needs are taken in
 /// module order, the most recently freed first.
+// Indices are positions in `modules`, made by the resolution above, never read from a file.
+#[allow(clippy::indexing_slicing)]
 fn load_order_ranks(
     modules: &[Module],
     dependencies: &[Vec<usize>],
@@ -305,6 +310,8 @@ fn load_order_ranks(
 
 /// Names the modules of one dependency cycle among those the ranking could not place, each
 /// followed by one it needs.
+// Indices are positions in `modules`, made by the resolution above, never read from a file.
+#[allow(clippy::indexing_slicing)]
 fn find_cycle(modules: &[Module], dependencies: &[Vec<usize>], rank: &[usize]) -> Vec<String> {
     let unplaced = |module: usize| rank[module] == usize::MAX;
     let Some(start) = (0..modules.len()).find(|&m| unplaced(m)) else {
@@ -335,6 +342,8 @@ fn find_cycle(modules: &[Module], dependencies: &[Vec<usize>], rank: &[usize]) -
 
 /// `modules.dep` and its index: each module's path, then every module it needs directly or
 /// not, in load-rank order.
+// Indices are positions in `modules`, made by the resolution above, never read from a file.
+#[allow(clippy::indexing_slicing)]
 fn write_dependencies(
     modules: &[Module],
     dependencies: &[Vec<usize>],
@@ -356,6 +365,8 @@ fn write_dependencies(
 }
 
 /// Everything `module` needs, directly or through others, by load rank.
+// Indices are positions in `modules`, made by the resolution above, never read from a file.
+#[allow(clippy::indexing_slicing)]
 fn all_dependencies(module: usize, dependencies: &[Vec<usize>], load_rank: &[usize]) -> Vec<usize> {
     let mut seen = vec![false; dependencies.len()];
     let mut found = Vec::new();
@@ -379,10 +390,7 @@ fn priority(position: usize) -> u32 {
 /// empty value.
 fn modinfo_values<'a>(module: &Module<'a>, key: &'a [u8]) -> impl Iterator<Item = &'a [u8]> {
     module.facts.modinfo.iter().filter_map(move |&entry| {
-        let (entry_key, value) = match entry.iter().position(|&byte| byte == b'=') {
-            Some(at) => (&entry[..at], &entry[at + 1..]),
-            None => (entry, &[][..]),
-        };
+        let (entry_key, value) = split_once(entry, b'=').unwrap_or((entry, &[][..]));
         (entry_key == key).then_some(value)
     })
 }
@@ -414,10 +422,11 @@ fn normalize_alias(alias: &[u8]) -> Option<Vec<u8>> {
     while let Some((&byte, tail)) = rest.split_first() {
         match byte {
             b'[' => {
-                let close = tail.iter().position(|&b| b == b']')?;
+                let (class, after) = split_once(tail, b']')?;
                 out.push(b'[');
-                out.extend_from_slice(&tail[..=close]);
-                rest = &tail[close + 1..];
+                out.extend_from_slice(class);
+                out.push(b']');
+                rest = after;
                 continue;
             }
             b']' => return None,
@@ -443,6 +452,8 @@ fn write_softdeps(modules: &[Module]) -> Vec<u8> {
     text
 }
 
+// Indices are positions in `modules`, made by the resolution above, never read from a file.
+#[allow(clippy::indexing_slicing)]
 fn write_symbols(modules: &[Module]) -> (Vec<u8>, Vec<u8>) {
     let owners = symbol_owners(modules);
     let mut symbols: Vec<(&[u8], usize)> = owners.into_iter().collect();
@@ -501,10 +512,9 @@ fn write_builtin_aliases(modinfo: Option<&Vec<u8>>) -> Vec<u8> {
     // Only NUL-terminated entries count.
     entries.pop();
     for entry in entries {
-        let Some(dot) = entry.iter().position(|&byte| byte == b'.') else {
+        let Some((module, key_value)) = split_once(entry, b'.') else {
             continue;
         };
-        let (module, key_value) = (&entry[..dot], &entry[dot + 1..]);
         let Some(alias) = key_value.strip_prefix(b"alias=") else {
             continue;
         };
@@ -567,7 +577,7 @@ fn scan_unsigned(text: &[u8]) -> Option<(u32, &[u8])> {
     let start = text
         .iter()
         .position(|&byte| !matches!(byte, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r'))?;
-    let mut rest = &text[start..];
+    let mut rest = text.get(start..)?;
     let negative = rest.first() == Some(&b'-');
     if let Some(unsigned) = rest.strip_prefix(b"-").or_else(|| rest.strip_prefix(b"+")) {
         rest = unsigned;
@@ -576,7 +586,8 @@ fn scan_unsigned(text: &[u8]) -> Option<(u32, &[u8])> {
     if digits == 0 {
         return None;
     }
-    let value = rest[..digits].iter().fold(0u64, |value, &digit| {
+    let (number, after) = rest.split_at_checked(digits)?;
+    let value = number.iter().fold(0u64, |value, &digit| {
         value
             .saturating_mul(10)
             .saturating_add(u64::from(digit - b'0'))
@@ -587,15 +598,18 @@ fn scan_unsigned(text: &[u8]) -> Option<(u32, &[u8])> {
         value
     };
     // The C conversion reads an unsigned long and stores its low 32 bits.
-    Some(((value & 0xFFFF_FFFF) as u32, &rest[digits..]))
+    Some(((value & 0xFFFF_FFFF) as u32, after))
 }
 
 /// A C string's view of `bytes`: everything before the first NUL.
 fn until_nul(bytes: &[u8]) -> &[u8] {
-    bytes
-        .iter()
-        .position(|&byte| byte == 0)
-        .map_or(bytes, |end| &bytes[..end])
+    bytes.split(|&byte| byte == 0).next().unwrap_or(bytes)
+}
+
+/// The bytes before and after the first `separator`, if there is one.
+fn split_once(bytes: &[u8], separator: u8) -> Option<(&[u8], &[u8])> {
+    let mut parts = bytes.splitn(2, |&byte| byte == separator);
+    Some((parts.next()?, parts.next()?))
 }
 
 /// Bucket counts of kmod's hash tables whose iteration order shows in the output: module
@@ -614,32 +628,33 @@ fn super_fast_hash(key: &[u8]) -> u32 {
     let Ok(mut hash) = u32::try_from(key.len()) else {
         return 0;
     };
-    let pair = |at: usize| u32::from(u16::from_le_bytes([key[at], key[at + 1]]));
+    let pair = |low: u8, high: u8| u32::from(u16::from_le_bytes([low, high]));
     // The tail byte is read as a C `signed char`.
     let signed = |byte: u8| i32::from(byte as i8) as u32;
     let mut chunks = key.chunks_exact(4);
     for chunk in &mut chunks {
-        hash = hash.wrapping_add(u32::from(u16::from_le_bytes([chunk[0], chunk[1]])));
-        let mixed = (u32::from(u16::from_le_bytes([chunk[2], chunk[3]])) << 11) ^ hash;
+        let &[a, b, c, d] = chunk else {
+            continue;
+        };
+        hash = hash.wrapping_add(pair(a, b));
+        let mixed = (pair(c, d) << 11) ^ hash;
         hash = (hash << 16) ^ mixed;
         hash = hash.wrapping_add(hash >> 11);
     }
-    let tail = chunks.remainder();
-    let tail_at = key.len() - tail.len();
-    match tail.len() {
-        3 => {
-            hash = hash.wrapping_add(pair(tail_at));
+    match *chunks.remainder() {
+        [a, b, c] => {
+            hash = hash.wrapping_add(pair(a, b));
             hash ^= hash << 16;
-            hash ^= signed(tail[2]) << 18;
+            hash ^= signed(c) << 18;
             hash = hash.wrapping_add(hash >> 11);
         }
-        2 => {
-            hash = hash.wrapping_add(pair(tail_at));
+        [a, b] => {
+            hash = hash.wrapping_add(pair(a, b));
             hash ^= hash << 11;
             hash = hash.wrapping_add(hash >> 17);
         }
-        1 => {
-            hash = hash.wrapping_add(signed(tail[0]));
+        [a] => {
+            hash = hash.wrapping_add(signed(a));
             hash ^= hash << 10;
             hash = hash.wrapping_add(hash >> 1);
         }

@@ -132,8 +132,9 @@ pub(super) struct Layout {
 }
 
 impl Layout {
-    fn vaddr(&self, index: usize) -> u64 {
-        self.addrs[index] + HEADER_SIZE
+    /// The virtual address of section `index`, if the kernel has that section.
+    fn vaddr(&self, index: usize) -> Option<u64> {
+        self.addrs.get(index).map(|addr| addr + HEADER_SIZE)
     }
 }
 
@@ -152,7 +153,10 @@ pub(super) fn layout(elf: &Kernel, arm64: bool, got_size: u64) -> Result<Layout,
             }
             at = align_up(at + HEADER_SIZE, section.addralign) - HEADER_SIZE;
         }
-        addrs[index] = at;
+        if let Some(slot) = addrs.get_mut(index) {
+            // Always there: one address per section of the same table.
+            *slot = at;
+        }
         let end = at
             .checked_add(section.size)
             .filter(|&end| end <= MAX_KERNEL_SIZE)
@@ -251,11 +255,11 @@ fn symbols(elf: &Kernel, layout: &Layout) -> Result<Symbols, EngineError> {
                     String::from_utf8_lossy(name)
                 )));
             }
-            index if usize::from(index) >= elf.sections.len() => {
-                return Err(elf.bad(format!("symbol in section {index}, which does not exist")));
-            }
             index => {
-                value = value.wrapping_add(layout.vaddr(usize::from(index)));
+                let address = layout.vaddr(usize::from(index)).ok_or_else(|| {
+                    elf.bad(format!("symbol in section {index}, which does not exist"))
+                })?;
+                value = value.wrapping_add(address);
                 true
             }
         };
@@ -581,10 +585,14 @@ pub(super) fn link(kernel: &[u8], arch: EfiArch) -> Result<Linked, EngineError> 
     let symbols = symbols(&elf, &layout)?;
 
     let mut image = vec![0u8; layout.kernel_size as usize];
-    for (index, section) in elf.sections.iter().enumerate() {
+    for (section, &at) in elf.sections.iter().zip(&layout.addrs) {
         if section.is_kept() && section.kind != SHT_NOBITS {
-            let at = layout.addrs[index] as usize;
-            image[at..at + section.size as usize].copy_from_slice(elf.bytes(section)?);
+            let at = at as usize;
+            let bytes = elf.bytes(section)?;
+            image
+                .get_mut(at..at + bytes.len())
+                .ok_or_else(|| too_big(format!("a section at {at:#x} ends past the kernel")))?
+                .copy_from_slice(bytes);
         }
     }
 
@@ -606,9 +614,19 @@ pub(super) fn link(kernel: &[u8], arch: EfiArch) -> Result<Linked, EngineError> 
                 String::from_utf8_lossy(elf.name(&target))
             )));
         }
-        let base = layout.addrs[target_index as usize];
+        let base = layout
+            .addrs
+            .get(target_index as usize)
+            .copied()
+            .ok_or_else(|| {
+                elf.bad(format!(
+                    "relocations for section {target_index}, which does not exist"
+                ))
+            })?;
         let entries = elf.relocations(table)?;
-        for (position, &rela) in entries.iter().enumerate() {
+        let mut rest = entries.as_slice();
+        while let Some((&rela, following)) = rest.split_first() {
+            rest = following;
             let symbol = symbols
                 .values
                 .get(rela.symbol as usize)
@@ -628,7 +646,7 @@ pub(super) fn link(kernel: &[u8], arch: EfiArch) -> Result<Linked, EngineError> 
             };
             match arch {
                 EfiArch::X86_64 => linker.x86_64(&site)?,
-                EfiArch::Arm64 => linker.arm64(&site, &entries[position + 1..])?,
+                EfiArch::Arm64 => linker.arm64(&site, following)?,
             }
         }
     }
