@@ -46,6 +46,9 @@ pub enum EngineError {
     BrokenFile { what: &'static str, reason: String },
     #[error("{0}")]
     InvalidInput(String),
+    /// A compressed input of the release that decompresses to more than its budget.
+    #[error("{what} expands beyond {limit} bytes: refused as a decompression bomb")]
+    Expands { what: &'static str, limit: u64 },
     #[error("{0}")]
     Pe(String),
     /// A layout handed a format writer something out of bounds: a bug, not bad input.

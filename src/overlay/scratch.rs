@@ -111,7 +111,7 @@ impl Scratch {
                 fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(failed)
             }
             Entry::Symlink { target: link } => {
-                std::os::unix::fs::symlink(link, &target).map_err(failed)
+                std::os::unix::fs::symlink(inside(path, link), &target).map_err(failed)
             }
         }
     }
@@ -210,6 +210,28 @@ impl Drop for Scratch {
     }
 }
 
+/// The target to write for a symlink at `path` of the overlay image: an absolute target
+/// names a path of the image, so it becomes relative to the link, and the link stays inside
+/// the scratch tree instead of naming a path of the host. (Flattening refused any target
+/// that climbs out of the image.)
+fn inside(path: &str, link: &str) -> String {
+    let Some(rooted) = link.strip_prefix('/') else {
+        return link.to_string();
+    };
+    let depth = path.matches('/').count();
+    let up = "../".repeat(depth);
+    let rooted = rooted.trim_start_matches('/');
+    if rooted.is_empty() {
+        if up.is_empty() {
+            ".".into()
+        } else {
+            up.trim_end_matches('/').to_string()
+        }
+    } else {
+        format!("{up}{rooted}")
+    }
+}
+
 fn collect_files(
     dir: &Path,
     prefix: &str,
@@ -248,4 +270,20 @@ fn tree_size(dir: &Path) -> Result<u64, OverlayError> {
         }
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inside;
+
+    #[test]
+    fn absolute_symlinks_stay_in_the_scratch_tree() {
+        assert_eq!(
+            inside("artifacts/a/link", "/artifacts/x"),
+            "../../artifacts/x"
+        );
+        assert_eq!(inside("link", "/etc"), "etc");
+        assert_eq!(inside("artifacts/link", "/"), "..");
+        assert_eq!(inside("artifacts/link", "relative"), "relative");
+    }
 }

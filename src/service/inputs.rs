@@ -243,15 +243,27 @@ impl Factory {
             set.extensions
                 .push(extension::embedded_config_extension(config));
         }
-        Ok(tokio::task::spawn_blocking(move || {
+        let imager = plan.imager.to_string();
+        tokio::task::spawn_blocking(move || {
             set.modules_dep = crate::engine::initramfs::modules::modules_dep_extension(
                 &base,
                 &version,
                 &set.extensions,
-            )?;
-            initramfs::build(&base, &version, &set)
+            )
+            .map_err(|error| match error {
+                // The engine does not know images; the refusal must name the one at fault.
+                EngineError::Expands { what, limit } => {
+                    ServiceError::from(crate::source::SourceError::Expands {
+                        image: imager,
+                        entry: format!("usr/install/{arch}/initramfs.xz ({what})"),
+                        limit,
+                    })
+                }
+                other => other.into(),
+            })?;
+            Ok(initramfs::build(&base, &version, &set)?)
         })
-        .await??)
+        .await?
     }
 
     /// GRUB's EFI application for `arch` from the imager's GRUB directory.

@@ -369,7 +369,15 @@ impl Factory {
                     .len();
                 Ok(SourceBlob::File(path, size))
             }
-            source => Ok(SourceBlob::Bytes(source.blob(&image, &digest).await?)),
+            source => Ok(SourceBlob::Bytes(
+                source
+                    .blob(
+                        &image,
+                        &digest,
+                        crate::source::limits::Expected::AtMost(crate::source::limits::MAX_BLOB),
+                    )
+                    .await?,
+            )),
         }
     }
 

@@ -6,7 +6,7 @@
 //! symlink (which could point anywhere).
 
 use super::SourceError;
-use super::oci;
+use super::{limits, oci};
 use std::collections::BTreeMap;
 use std::io::Read;
 
@@ -60,6 +60,15 @@ impl FileTree {
 
     /// Applies one layer blob (`media_type` decides the decompression; the magic number is
     /// trusted over a wrong label).
+    ///
+    /// What a layer may hold, by rule: regular files, directories, hard links to files of
+    /// the layers so far, and symlinks whose target stays inside the image (extension
+    /// rootfs trees are full of them, relative and absolute). Refused: absolute paths, `..`
+    /// that climbs out, paths through a symlink, symlinks whose target climbs out of the
+    /// root, device nodes and fifos (nothing of a Talos release is one, and the trees are
+    /// written into squashfs images and scratch directories), and a layer that decompresses
+    /// to more than its budget ([`limits::expansion_budget`]): a decompression bomb is
+    /// refused within the budget's worth of memory and time.
     pub fn apply_layer(
         &mut self,
         image: &str,
@@ -67,6 +76,7 @@ impl FileTree {
         blob: &[u8],
     ) -> Result<(), SourceError> {
         let invalid = |why: String| SourceError::Invalid(format!("layer of {image}: {why}"));
+        let compressed = blob.len() as u64;
         let reader: Box<dyn Read + '_> = if blob.starts_with(&[0x1f, 0x8b]) {
             Box::new(flate2::read::GzDecoder::new(blob))
         } else if blob.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
@@ -76,11 +86,29 @@ impl FileTree {
         } else {
             Box::new(blob)
         };
+        // An uncompressed layer is already in memory, whatever its size.
+        let budget = limits::expansion_budget(compressed).max(compressed);
+        let reader = limits::Budgeted::new(reader, budget);
+        let exceeded = reader.exceeded();
+        // The bytes kept in the tree: file data, hard-link copies and sparse files expanded
+        // by the tar reader (which the stream budget does not see).
+        let mut kept_left = budget;
+        let mut last_path = String::new();
+        let bomb = |entry: &str| SourceError::Expands {
+            image: image.to_string(),
+            entry: entry.to_string(),
+            limit: budget,
+        };
         let mut archive = tar::Archive::new(reader);
         let entries = archive.entries().map_err(|e| invalid(e.to_string()))?;
         for entry in entries {
-            let mut entry = entry.map_err(|e| invalid(e.to_string()))?;
+            let mut entry = match entry {
+                Ok(entry) => entry,
+                Err(_) if exceeded.get() => return Err(bomb(&last_path)),
+                Err(error) => return Err(invalid(error.to_string())),
+            };
             let raw_path = String::from_utf8_lossy(&entry.path_bytes()).to_string();
+            last_path.clone_from(&raw_path);
             let path = normalise(image, &raw_path)?;
             let mut xattrs = BTreeMap::new();
             if let Ok(Some(extensions)) = entry.pax_extensions() {
@@ -112,6 +140,11 @@ impl FileTree {
             self.check_parents(image, &path)?;
             let mode = entry.header().mode().unwrap_or(0o644) & 0o7777;
             let kind = entry.header().entry_type();
+            let refuse = |reason: String| SourceError::UnsafePath {
+                image: image.to_string(),
+                path: raw_path.clone(),
+                reason,
+            };
             let new = match kind {
                 tar::EntryType::Directory => Entry::Dir { mode },
                 tar::EntryType::Symlink => {
@@ -119,6 +152,11 @@ impl FileTree {
                         .link_name_bytes()
                         .map(|bytes| String::from_utf8_lossy(&bytes).to_string())
                         .unwrap_or_default();
+                    if escapes(&path, &target) {
+                        return Err(refuse(format!(
+                            "symlink to {target:?}, which points outside the image"
+                        )));
+                    }
                     Entry::Symlink { target }
                 }
                 tar::EntryType::Link => {
@@ -128,26 +166,39 @@ impl FileTree {
                         .unwrap_or_default();
                     let target = normalise(image, &target)?.unwrap_or_default();
                     match self.entries.get(&target) {
-                        Some(Entry::File { data, .. }) => Entry::File {
-                            data: data.clone(),
-                            mode,
-                        },
+                        Some(Entry::File { data, .. }) => {
+                            // Each link is a copy in the tree: a thousand links to one big
+                            // file cost a thousand times its size.
+                            kept_left = kept_left
+                                .checked_sub(data.len() as u64)
+                                .ok_or_else(|| bomb(&raw_path))?;
+                            Entry::File {
+                                data: data.clone(),
+                                mode,
+                            }
+                        }
                         _ => {
-                            return Err(SourceError::UnsafePath {
-                                image: image.to_string(),
-                                path: raw_path,
-                                reason: format!("hard link to {target:?}, which is not a file"),
-                            });
+                            return Err(refuse(format!(
+                                "hard link to {target:?}, which is not a file"
+                            )));
                         }
                     }
                 }
+                tar::EntryType::Char | tar::EntryType::Block => {
+                    return Err(refuse("device node".into()));
+                }
+                tar::EntryType::Fifo => return Err(refuse("fifo".into())),
                 tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
                 // Regular files, and (as Talos's extractor does) every other kind as a file.
                 _ => {
-                    let mut data = Vec::new();
-                    entry
-                        .read_to_end(&mut data)
-                        .map_err(|e| invalid(e.to_string()))?;
+                    let size = entry.size();
+                    kept_left = kept_left.checked_sub(size).ok_or_else(|| bomb(&raw_path))?;
+                    let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                    match entry.read_to_end(&mut data) {
+                        Ok(_) => {}
+                        Err(_) if exceeded.get() => return Err(bomb(&raw_path)),
+                        Err(error) => return Err(invalid(error.to_string())),
+                    }
                     Entry::File { data, mode }
                 }
             };
@@ -164,6 +215,9 @@ impl FileTree {
                 self.xattrs.insert(path.clone(), xattrs);
             }
             self.entries.insert(path, new);
+        }
+        if exceeded.get() {
+            return Err(bomb(&last_path));
         }
         Ok(())
     }
@@ -234,6 +288,29 @@ fn parent(path: &str) -> &str {
     path.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("")
 }
 
+/// Whether the symlink at `path` (normalised) with `target` leaves the image's root. The
+/// target is resolved by its text alone, from the link's directory, or from the root when
+/// absolute (as the node or a container runtime resolves it inside its root).
+fn escapes(path: &str, target: &str) -> bool {
+    let mut depth: Vec<&str> = if target.starts_with('/') {
+        Vec::new()
+    } else {
+        parent(path).split('/').filter(|c| !c.is_empty()).collect()
+    };
+    for component in target.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => {
+                if depth.pop().is_none() {
+                    return true;
+                }
+            }
+            other => depth.push(other),
+        }
+    }
+    false
+}
+
 /// `./a//b/` → `a/b`; the root itself → `None`; absolute paths and `..` are refused.
 fn normalise(image: &str, raw: &str) -> Result<Option<String>, SourceError> {
     let refuse = |reason: &str| SourceError::UnsafePath {
@@ -264,6 +341,9 @@ mod tests {
         File(&'a str, &'a str),
         Dir(&'a str),
         Link(&'a str, &'a str),
+        HardLink(&'a str, &'a str),
+        Node(&'a str, tar::EntryType),
+        Zeros(&'a str, usize),
     }
 
     fn layer(items: &[Item]) -> Vec<u8> {
@@ -292,6 +372,25 @@ mod tests {
                     header.set_size(0);
                     header.set_entry_type(tar::EntryType::Symlink);
                     builder.append_link(&mut header, path, target).unwrap();
+                }
+                Item::HardLink(path, target) => {
+                    header.set_size(0);
+                    header.set_entry_type(tar::EntryType::Link);
+                    builder.append_link(&mut header, path, target).unwrap();
+                }
+                Item::Node(path, kind) => {
+                    header.set_size(0);
+                    header.set_entry_type(*kind);
+                    builder
+                        .append_data(&mut header, path, std::io::empty())
+                        .unwrap();
+                }
+                Item::Zeros(path, size) => {
+                    header.set_size(*size as u64);
+                    header.set_entry_type(tar::EntryType::Regular);
+                    builder
+                        .append_data(&mut header, path, &vec![0u8; *size][..])
+                        .unwrap();
                 }
             }
         }
@@ -358,6 +457,73 @@ mod tests {
             .unwrap_err();
         assert!(
             error.to_string().contains("passes through the symlink"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn symlinks_may_point_anywhere_inside_but_not_out() {
+        let mut tree = FileTree::default();
+        tree.apply_layer(
+            "fine",
+            oci::LAYER_TAR,
+            &layer(&[
+                Item::Link("rootfs/usr/lib/libz.so", "libz.so.1"),
+                Item::Link("rootfs/lib", "/usr/lib"),
+                Item::Link("rootfs/usr/share/manifest", "../../../manifest.yaml"),
+            ]),
+        )
+        .unwrap();
+        for target in ["../../../../etc", "/../etc", "a/../../../../x"] {
+            let error = FileTree::default()
+                .apply_layer(
+                    "climbing",
+                    oci::LAYER_TAR,
+                    &layer(&[Item::Link("rootfs/usr/x", target)]),
+                )
+                .unwrap_err();
+            assert!(
+                matches!(&error, SourceError::UnsafePath { path, .. } if path == "rootfs/usr/x"),
+                "{target}: {error}"
+            );
+            assert!(error.to_string().contains("climbing"), "{error}");
+        }
+    }
+
+    #[test]
+    fn devices_and_fifos_are_refused() {
+        for kind in [
+            tar::EntryType::Char,
+            tar::EntryType::Block,
+            tar::EntryType::Fifo,
+        ] {
+            let error = FileTree::default()
+                .apply_layer(
+                    "devices",
+                    oci::LAYER_TAR,
+                    &layer(&[Item::Node("dev/node", kind)]),
+                )
+                .unwrap_err();
+            assert!(
+                matches!(&error, SourceError::UnsafePath { path, .. } if path == "dev/node"),
+                "{kind:?}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn hard_link_copies_count_against_the_budget() {
+        let mut items = vec![Item::Zeros("big", 1 << 20)];
+        let names: Vec<String> = (0..80).map(|i| format!("link{i}")).collect();
+        items.extend(names.iter().map(|name| Item::HardLink(name, "big")));
+        let tar = layer(&items);
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut encoder, &tar).unwrap();
+        let error = FileTree::default()
+            .apply_layer("links", oci::LAYER_GZIP, &encoder.finish().unwrap())
+            .unwrap_err();
+        assert!(
+            matches!(&error, SourceError::Expands { limit, .. } if *limit == limits::MIN_EXPANDED),
             "{error}"
         );
     }

@@ -3,10 +3,11 @@
 //! (`org.opencontainers.image.ref.name` = `ghcr.io/siderolabs/imager:v1.12.0`).
 
 use super::SourceError;
+use super::limits::{self, BlobSink, Expected};
 use super::oci::{Descriptor, Digest, INDEX, Index, REF_NAME};
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 const LAYOUT_FILE: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -36,7 +37,7 @@ impl OciLayout {
             )));
         }
         let index_path = root.join("index.json");
-        let bytes = fs::read(&index_path).map_err(|error| SourceError::io(&index_path, error))?;
+        let bytes = read_capped(&index_path, limits::MAX_LAYOUT_INDEX)?;
         let index: Index = serde_json::from_slice(&bytes)
             .map_err(|error| SourceError::Invalid(format!("{}: {error}", index_path.display())))?;
         let names = index
@@ -76,28 +77,73 @@ impl OciLayout {
         self.root.join("blobs").join("sha256").join(digest.hex())
     }
 
-    /// A blob's bytes, after checking them against the digest.
-    pub fn blob(&self, digest: &Digest) -> Result<Vec<u8>, SourceError> {
+    /// A blob of `image`'s, after checking it against its digest and `expected` size: the
+    /// file's length is checked before a byte is read, and the read stops at the ceiling
+    /// whatever the file system says.
+    pub fn blob(
+        &self,
+        image: &str,
+        digest: &Digest,
+        expected: Expected,
+    ) -> Result<Vec<u8>, SourceError> {
+        self.read_blob(image, "blob", digest, expected)
+    }
+
+    /// The manifest (or index) `digest` of `image`, at most [`limits::MAX_MANIFEST`] bytes.
+    pub fn manifest(&self, image: &str, digest: &Digest) -> Result<Vec<u8>, SourceError> {
+        self.read_blob(
+            image,
+            "manifest",
+            digest,
+            Expected::AtMost(limits::MAX_MANIFEST),
+        )
+    }
+
+    fn read_blob(
+        &self,
+        image: &str,
+        what: &'static str,
+        digest: &Digest,
+        expected: Expected,
+    ) -> Result<Vec<u8>, SourceError> {
         let path = self.blob_path(digest);
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
+        let mut file = match fs::File::open(&path) {
+            Ok(file) => file,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Err(SourceError::NotFound(format!(
-                    "blob {digest} is missing from the OCI layout {}",
+                    "{what} {digest} of {image} is missing from the OCI layout {}",
                     self.root.display()
                 )));
             }
             Err(error) => return Err(SourceError::io(&path, error)),
         };
-        if !digest.matches(&bytes) {
-            return Err(SourceError::DigestMismatch {
-                what: format!("blob {}", path.display()),
-                expected: digest.clone(),
-                actual: Digest::of(&bytes),
-            });
-        }
-        Ok(bytes)
+        let mut sink = BlobSink::new(image, what, digest, expected);
+        let length = file
+            .metadata()
+            .map_err(|error| SourceError::io(&path, error))?
+            .len();
+        sink.announce(Some(length))?;
+        let mut capped = std::io::Read::take(&mut file, expected.ceiling() + 1);
+        limits::read_into(&mut sink, &mut capped, &path)?;
+        sink.finish()
     }
+}
+
+/// A whole file of at most `limit` bytes (the layout's own `index.json`).
+fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, SourceError> {
+    let file = fs::File::open(path).map_err(|error| SourceError::io(path, error))?;
+    let mut bytes = Vec::new();
+    std::io::Read::take(file, limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| SourceError::io(path, error))?;
+    if bytes.len() as u64 > limit {
+        return Err(SourceError::TooLarge {
+            image: path.display().to_string(),
+            what: "the OCI layout index".into(),
+            limit,
+        });
+    }
+    Ok(bytes)
 }
 
 /// Builds a layout: blobs are written as they come, the index at [`LayoutWriter::finish`].

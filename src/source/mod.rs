@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod credentials;
 pub mod flatten;
 pub mod layout;
+pub mod limits;
 pub mod oci;
 pub mod reference;
 pub mod registry;
@@ -40,6 +41,36 @@ pub enum SourceError {
         image: String,
         path: String,
         reason: String,
+    },
+    /// A manifest, blob or decompressed layer over the ceiling the factory reads.
+    #[error("{what} of {image} is larger than the {limit} bytes the factory reads")]
+    TooLarge {
+        image: String,
+        what: String,
+        limit: u64,
+    },
+    /// A blob that is not the size its descriptor declares.
+    #[error(
+        "blob {digest} of {image} is not the {declared} bytes its descriptor declares: {actual}"
+    )]
+    SizeMismatch {
+        image: String,
+        digest: Digest,
+        declared: u64,
+        actual: String,
+    },
+    /// An index whose platform entry is another index: Talos images are one level deep, and
+    /// following further would let a source send the reader down a chain without end.
+    #[error("{image}: the image index names another index ({digest}); nested indexes are refused")]
+    NestedIndex { image: String, digest: Digest },
+    /// A layer that decompresses to more than its budget (see [`limits::expansion_budget`]).
+    #[error(
+        "a layer of {image} expands beyond {limit} bytes (at {entry:?}): refused as a decompression bomb"
+    )]
+    Expands {
+        image: String,
+        entry: String,
+        limit: u64,
     },
     #[error("{0}")]
     Io(String),
@@ -90,24 +121,47 @@ impl Source {
                         return Err(SourceError::Invalid(format!("{image} names no manifest")));
                     }
                 };
-                let bytes = layout.blob(&digest).map_err(|error| match error {
-                    SourceError::NotFound(_) => SourceError::NotFound(format!(
-                        "{image} not found in the OCI layout {}",
-                        layout.root().display()
-                    )),
-                    other => other,
-                })?;
+                let bytes = layout
+                    .manifest(&image.to_string(), &digest)
+                    .map_err(|error| match error {
+                        SourceError::NotFound(_) => SourceError::NotFound(format!(
+                            "{image} not found in the OCI layout {}",
+                            layout.root().display()
+                        )),
+                        other => other,
+                    })?;
                 Ok((bytes, digest))
             }
         }
     }
 
-    /// A blob of `image`'s repository, checked against `digest`.
-    pub async fn blob(&self, image: &ImageRef, digest: &Digest) -> Result<Vec<u8>, SourceError> {
+    /// A blob of `image`'s repository, checked against `digest` and the size `expected` as
+    /// it streams (a descriptor's size, or a ceiling where nothing declares one).
+    pub async fn blob(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        expected: limits::Expected,
+    ) -> Result<Vec<u8>, SourceError> {
+        limits::check_declared(&image.to_string(), digest, expected.ceiling())?;
         match self {
-            Source::Registry(registry) => registry.blob(image, digest).await,
-            Source::Layout(layout) => layout.blob(digest),
+            Source::Registry(registry) => registry.blob(image, digest, expected).await,
+            Source::Layout(layout) => layout.blob(&image.to_string(), digest, expected),
         }
+    }
+
+    /// The blob `descriptor` names, exactly its declared size.
+    pub async fn blob_of(
+        &self,
+        image: &ImageRef,
+        descriptor: &oci::Descriptor,
+    ) -> Result<Vec<u8>, SourceError> {
+        self.blob(
+            image,
+            &descriptor.digest,
+            limits::Expected::Exactly(descriptor.size),
+        )
+        .await
     }
 
     /// The manifests that name `digest` of `image`'s repository as their subject, as the
@@ -178,7 +232,7 @@ impl Images {
         let mut tree = FileTree::default();
         let name = image.to_string();
         for layer in &manifest.layers {
-            let blob = self.source.blob(image, &layer.digest).await?;
+            let blob = self.source.blob_of(image, layer).await?;
             tree.apply_layer(&name, &layer.media_type, &blob)?;
         }
         Ok(Pulled { digest, tree })
@@ -192,10 +246,10 @@ impl Images {
         arch: &str,
     ) -> Result<(Vec<u8>, Vec<(oci::Descriptor, Vec<u8>)>), SourceError> {
         let (manifest, _) = self.platform_manifest(image, arch).await?;
-        let config = self.source.blob(image, &manifest.config.digest).await?;
+        let config = self.source.blob_of(image, &manifest.config).await?;
         let mut layers = Vec::with_capacity(manifest.layers.len());
         for layer in manifest.layers {
-            let blob = self.source.blob(image, &layer.digest).await?;
+            let blob = self.source.blob_of(image, &layer).await?;
             layers.push((layer, blob));
         }
         Ok((config, layers))
@@ -233,9 +287,10 @@ impl Images {
                 {
                     oci::ManifestKind::Image(manifest) => manifest,
                     oci::ManifestKind::Index(_) => {
-                        return Err(SourceError::Invalid(format!(
-                            "{platform_ref}: nested image index"
-                        )));
+                        return Err(SourceError::NestedIndex {
+                            image: image.to_string(),
+                            digest: entry.digest.clone(),
+                        });
                     }
                 }
             }

@@ -30,6 +30,11 @@ impl Digest {
         Digest(crate::hex::sha256_digest(bytes))
     }
 
+    /// The digest of a finished SHA-256 hash.
+    pub fn from_sha256(hash: [u8; 32]) -> Digest {
+        Digest(format!("sha256:{}", crate::hex::encode(&hash)))
+    }
+
     pub fn parse(text: &str) -> Result<Digest, String> {
         let hex = text
             .strip_prefix("sha256:")

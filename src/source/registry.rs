@@ -2,17 +2,24 @@
 //! or with Docker-config credentials; plain HTTP only for registries configured insecure.
 
 use super::SourceError;
+use super::limits::{self, BlobSink, Expected};
 use super::oci::{ACCEPTED_MANIFESTS, Descriptor, Digest};
 use super::reference::ImageRef;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A registry client shared by all pulls.
 pub struct Registry {
     client: Client,
+    /// Manifests are read with a plain HTTP client, because `oci-client` reads a manifest
+    /// response whole, however large: this one stops at [`limits::MAX_MANIFEST`].
+    http: reqwest::Client,
+    insecure: BTreeSet<String>,
+    /// Bearer tokens by `registry/repository`, from `oci-client`'s authentication.
+    tokens: tokio::sync::Mutex<BTreeMap<String, Option<String>>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -25,11 +32,14 @@ impl Registry {
     /// `insecure` registries (host or host:port) are reached over plain HTTP.
     pub fn new(insecure: BTreeSet<String>) -> Registry {
         let config = ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(insecure.into_iter().collect()),
+            protocol: ClientProtocol::HttpsExcept(insecure.iter().cloned().collect()),
             ..ClientConfig::default()
         };
         Registry {
             client: Client::new(config),
+            http: reqwest::Client::new(),
+            insecure,
+            tokens: tokio::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -48,14 +58,45 @@ impl Registry {
         }
     }
 
-    /// The manifest `image` names (by tag or digest) and the digest of its bytes.
+    /// The manifest `image` names (by tag or digest) and the digest of its bytes, read no
+    /// further than [`limits::MAX_MANIFEST`].
     pub async fn manifest(&self, image: &ImageRef) -> Result<(Vec<u8>, Digest), SourceError> {
-        let auth = credentials(&image.registry);
-        let (bytes, _) = self
-            .client
-            .pull_manifest_raw(&Self::reference(image), &auth, &ACCEPTED_MANIFESTS)
+        let mut response = self.get_manifest(image, false).await?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            // The cached token expired: authenticate again, once.
+            response = self.get_manifest(image, true).await?;
+        }
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(SourceError::NotFound(format!("{image} not found")));
+        }
+        if !status.is_success() {
+            return Err(SourceError::Unavailable(format!(
+                "pulling {image}: the registry answered {status}"
+            )));
+        }
+        let too_large = || SourceError::TooLarge {
+            image: image.to_string(),
+            what: "the manifest".into(),
+            limit: limits::MAX_MANIFEST,
+        };
+        if response
+            .content_length()
+            .is_some_and(|length| length > limits::MAX_MANIFEST)
+        {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|error| classify(image, error))?;
+            .map_err(|error| SourceError::Unavailable(format!("pulling {image}: {error}")))?
+        {
+            if (bytes.len() + chunk.len()) as u64 > limits::MAX_MANIFEST {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         let digest = Digest::of(&bytes);
         if let Some(expected) = &image.digest
             && *expected != digest
@@ -66,29 +107,105 @@ impl Registry {
                 actual: digest,
             });
         }
-        Ok((bytes.to_vec(), digest))
+        Ok((bytes, digest))
     }
 
-    /// A blob of `image`'s repository, checked against its digest.
-    pub async fn blob(&self, image: &ImageRef, digest: &Digest) -> Result<Vec<u8>, SourceError> {
+    /// `GET /v2/<repository>/manifests/<reference>`, with the repository's pull token.
+    async fn get_manifest(
+        &self,
+        image: &ImageRef,
+        fresh_token: bool,
+    ) -> Result<reqwest::Response, SourceError> {
+        let reference = Self::reference(image);
+        let registry = reference.resolve_registry().to_string();
         let auth = credentials(&image.registry);
-        let reference = Self::reference(&image.with_digest(digest.clone()));
-        self.client
-            .store_auth_if_needed(&image.registry, &auth)
-            .await;
-        let mut bytes = Vec::new();
-        self.client
-            .pull_blob(&reference, digest.as_str(), &mut bytes)
+        let key = format!("{registry}/{}", reference.repository());
+        let token = {
+            let mut tokens = self.tokens.lock().await;
+            match tokens.get(&key) {
+                Some(token) if !fresh_token => token.clone(),
+                _ => {
+                    let token = self
+                        .client
+                        .auth(&reference, &auth, oci_client::RegistryOperation::Pull)
+                        .await
+                        .map_err(|error| classify(image, error))?;
+                    tokens.insert(key, token.clone());
+                    token
+                }
+            }
+        };
+        let scheme = if self.insecure.contains(&registry) {
+            "http"
+        } else {
+            "https"
+        };
+        let target = reference
+            .digest()
+            .or(reference.tag())
+            .unwrap_or("latest")
+            .to_string();
+        let url = format!(
+            "{scheme}://{registry}/v2/{}/manifests/{target}",
+            reference.repository()
+        );
+        let mut request = self
+            .http
+            .get(&url)
+            .header(reqwest::header::ACCEPT, ACCEPTED_MANIFESTS.join(", "));
+        request = match (token, &auth) {
+            (Some(token), _) => request.bearer_auth(token),
+            (None, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
+            (None, _) => request,
+        };
+        request.send().await.map_err(|error| {
+            SourceError::Unavailable(format!("registry {registry} unreachable: {error}"))
+        })
+    }
+
+    /// A blob of `image`'s repository, refused as soon as it outgrows `expected` and checked
+    /// against its digest as it streams.
+    pub async fn blob(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        expected: Expected,
+    ) -> Result<Vec<u8>, SourceError> {
+        use futures_util::StreamExt;
+        let name = image.to_string();
+        limits::check_declared(&name, digest, expected.ceiling())?;
+        self.authenticate(image, oci_client::RegistryOperation::Pull)
+            .await?;
+        let layer = oci_client::manifest::OciDescriptor {
+            digest: digest.to_string(),
+            size: i64::try_from(expected.ceiling()).unwrap_or(i64::MAX),
+            ..Default::default()
+        };
+        let mut sized = self
+            .client
+            .pull_blob_stream(&Self::reference(image), &layer)
             .await
             .map_err(|error| classify(image, error))?;
-        if !digest.matches(&bytes) {
-            return Err(SourceError::DigestMismatch {
-                what: format!("blob of {}", image.name()),
-                expected: digest.clone(),
-                actual: Digest::of(&bytes),
-            });
+        let mut sink = BlobSink::new(&name, "blob", digest, expected);
+        sink.announce(sized.content_length)?;
+        while let Some(chunk) = sized.stream.next().await {
+            match chunk {
+                Ok(chunk) => sink.push(&chunk)?,
+                // `oci-client` checks the digest too, at the end of the stream: report the
+                // mismatch (or short blob) as ours, which names the image and both digests.
+                Err(error) if error.to_string().to_lowercase().contains("digest") => {
+                    return sink.finish().and(Err(SourceError::Unavailable(format!(
+                        "pulling blob {digest} of {image}: {error}"
+                    ))));
+                }
+                Err(error) => {
+                    return Err(SourceError::Unavailable(format!(
+                        "pulling blob {digest} of {image}: {error}"
+                    )));
+                }
+            }
         }
-        Ok(bytes)
+        sink.finish()
     }
 
     /// The referrers of `digest` (the API first, then the tag schema, as `oci-client` does).

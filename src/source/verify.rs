@@ -393,7 +393,7 @@ async fn read_bundle(
         .iter()
         .find(|layer| layer.media_type == BUNDLE_MEDIA_TYPE)
         .ok_or_else(|| SourceError::Invalid("the referrer has no bundle layer".into()))?;
-    let json = source.blob(image, &layer.digest).await?;
+    let json = source.blob_of(image, layer).await?;
     Bundle::parse(&json).map_err(|error| SourceError::Invalid(error.to_string()))
 }
 
@@ -440,7 +440,7 @@ async fn classic_layers(
             reasons.push("a signature layer has no readable signature annotation".into());
             continue;
         };
-        let payload = source.blob(image, &layer.digest).await?;
+        let payload = source.blob_of(image, layer).await?;
         match SimpleSigning::parse(&payload) {
             Ok(parsed) if parsed.critical.image.docker_manifest_digest == digest.as_str() => {}
             Ok(parsed) => {

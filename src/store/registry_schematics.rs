@@ -7,7 +7,11 @@ use super::repository::{Repository, single_layer_image};
 use super::{SchematicStore, StoreError, Stored};
 use crate::schematic::SchematicId;
 use crate::source::SourceError;
+use crate::source::limits::Expected;
 use crate::source::oci::Digest;
+
+/// The largest schematic blob read back: a schematic is a few KiB of YAML.
+const MAX_SCHEMATIC: u64 = 1 << 20;
 
 /// Media type of the schematic layer.
 pub const SCHEMATIC_MEDIA_TYPE: &str = "application/vnd.sidero.dev-image.schematic";
@@ -55,7 +59,11 @@ impl RegistrySchematicStore {
         match self
             .repository
             .registry()
-            .blob(&self.repository.at(&digest), &digest)
+            .blob(
+                &self.repository.at(&digest),
+                &digest,
+                Expected::AtMost(MAX_SCHEMATIC),
+            )
             .await
         {
             Ok(bytes) => Ok(Some(bytes)),

@@ -261,7 +261,11 @@ impl Repository {
             }
             let payload = match self
                 .registry
-                .blob(&self.at(&layer.digest), &layer.digest)
+                .blob(
+                    &self.at(&layer.digest),
+                    &layer.digest,
+                    crate::source::limits::Expected::Exactly(layer.size),
+                )
                 .await
             {
                 Ok(payload) => payload,

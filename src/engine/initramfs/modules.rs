@@ -8,6 +8,7 @@ use crate::engine::EngineError;
 use crate::engine::fs::cpio::read_newc;
 use crate::profile::TalosVersion;
 use crate::source::Entry;
+use crate::source::limits::{Budgeted, expansion_budget};
 use backhand::{FilesystemReader, InnerNode};
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
@@ -16,21 +17,28 @@ use std::io::{Cursor, Read};
 /// `extras/` win over in-tree ones.
 const SEARCH: &[&str] = &["extras", "built-in"];
 
-/// Decompresses the base initramfs (xz when it starts with the xz magic, else zstd).
+/// Decompresses the base initramfs (xz when it starts with the xz magic, else zstd), no
+/// further than its budget: a hostile imager's initramfs could be a decompression bomb.
 fn decompress(base: &[u8]) -> Result<Vec<u8>, EngineError> {
     let failure =
         |error: std::io::Error| EngineError::InvalidInput(format!("base initramfs: {error}"));
-    let mut out = Vec::new();
-    if base.starts_with(&[0xfd, b'7', b'z', b'X', b'Z']) {
-        liblzma::read::XzDecoder::new_multi_decoder(base)
-            .read_to_end(&mut out)
-            .map_err(failure)?;
+    let limit = expansion_budget(base.len() as u64);
+    let decoder: Box<dyn Read + '_> = if base.starts_with(&[0xfd, b'7', b'z', b'X', b'Z']) {
+        Box::new(liblzma::read::XzDecoder::new_multi_decoder(base))
     } else {
-        zstd::stream::read::Decoder::new(base)
-            .and_then(|mut decoder| decoder.read_to_end(&mut out))
-            .map_err(failure)?;
+        Box::new(zstd::stream::read::Decoder::new(base).map_err(failure)?)
+    };
+    let mut reader = Budgeted::new(decoder, limit);
+    let exceeded = reader.exceeded();
+    let mut out = Vec::new();
+    match reader.read_to_end(&mut out) {
+        Ok(_) => Ok(out),
+        Err(_) if exceeded.get() => Err(EngineError::Expands {
+            what: "base initramfs",
+            limit,
+        }),
+        Err(error) => Err(failure(error)),
     }
-    Ok(out)
 }
 
 /// The release's `<modules dir>/<release>/` tree from the base initramfs.
@@ -50,6 +58,9 @@ fn release_modules(
         .map_err(|error| invalid(format!("rootfs.sqsh: {error}")))?;
     let prefix = format!("/{modules_dir}/");
     let mut releases = BTreeMap::new();
+    // The module files are kept: bounded like the archive they come from.
+    let limit = expansion_budget(base.len() as u64);
+    let mut kept = 0u64;
     for node in reader.files() {
         let path = node.fullpath.to_string_lossy().to_string();
         let Some(relative) = path.strip_prefix(&prefix) else {
@@ -62,11 +73,20 @@ fn release_modules(
             releases.entry(release.to_string()).or_default();
         if let InnerNode::File(file) = &node.inner {
             let mut data = Vec::new();
+            let left = limit - kept;
             reader
                 .file(file)
                 .reader()
+                .take(left + 1)
                 .read_to_end(&mut data)
                 .map_err(|error| invalid(format!("rootfs.sqsh {path}: {error}")))?;
+            kept += data.len() as u64;
+            if kept > limit {
+                return Err(EngineError::Expands {
+                    what: "base initramfs rootfs.sqsh",
+                    limit,
+                });
+            }
             files.insert(inside.to_string(), data);
         }
     }
@@ -156,4 +176,26 @@ pub fn modules_dep_extension(
         rootfs,
         selinux: BTreeMap::new(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_base_initramfs_bomb_stops_at_its_budget() {
+        let mut encoder = liblzma::write::XzEncoder::new(Vec::new(), 0);
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..80 {
+            encoder.write_all(&zeros).unwrap();
+        }
+        let bomb = encoder.finish().unwrap();
+        assert!(bomb.len() < 1 << 20, "{} bytes", bomb.len());
+        let error = decompress(&bomb).unwrap_err();
+        assert!(
+            matches!(error, EngineError::Expands { limit, .. } if limit == 64 << 20),
+            "{error}"
+        );
+    }
 }

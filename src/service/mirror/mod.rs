@@ -143,7 +143,7 @@ impl Run<'_> {
             .verifier
             .verify(&images.source, image, &digest)
             .await?;
-        let descriptor = self.manifest(image, &bytes, &digest, true).await?;
+        let descriptor = self.manifest(image, &bytes, &digest, true, 0).await?;
         if let Some(tag) = &image.tag {
             self.target
                 .put_manifest(&image.repository, &descriptor.media_type, &bytes, Some(tag))
@@ -162,16 +162,27 @@ impl Run<'_> {
         bytes: &[u8],
         digest: &Digest,
         signed: bool,
+        depth: usize,
     ) -> Result<Descriptor, ServiceError> {
         let kind = ManifestKind::parse(bytes)
             .map_err(|error| SourceError::Invalid(format!("{image}@{digest}: {error}")))?;
         let media_type = match &kind {
+            // An index of indexes is no Talos image (pulls refuse it too), and following one
+            // would let a source lead the mirror down a chain without end.
+            ManifestKind::Index(_) if depth > 0 => {
+                return Err(SourceError::NestedIndex {
+                    image: image.to_string(),
+                    digest: digest.clone(),
+                }
+                .into());
+            }
             ManifestKind::Index(index) => {
                 for entry in &index.manifests {
                     let child = image.with_digest(entry.digest.clone());
                     let (child_bytes, child_digest) =
                         self.factory.images.source.manifest(&child).await?;
-                    Box::pin(self.manifest(&child, &child_bytes, &child_digest, signed)).await?;
+                    Box::pin(self.manifest(&child, &child_bytes, &child_digest, signed, depth + 1))
+                        .await?;
                 }
                 index
                     .media_type
@@ -251,7 +262,7 @@ impl Run<'_> {
             .factory
             .images
             .source
-            .blob(image, &descriptor.digest)
+            .blob_of(image, descriptor)
             .await?;
         self.target
             .put_blob(&image.repository, &descriptor.media_type, bytes)
@@ -272,7 +283,8 @@ impl Run<'_> {
         match source.manifest(&signature).await {
             Ok((bytes, signature_digest)) => {
                 let descriptor =
-                    Box::pin(self.manifest(&signature, &bytes, &signature_digest, false)).await?;
+                    Box::pin(self.manifest(&signature, &bytes, &signature_digest, false, 0))
+                        .await?;
                 self.target
                     .put_manifest(
                         &image.repository,
@@ -297,7 +309,7 @@ impl Run<'_> {
         for referrer in &referrers {
             let at = image.with_digest(referrer.digest.clone());
             let (bytes, referrer_digest) = source.manifest(&at).await?;
-            Box::pin(self.manifest(&at, &bytes, &referrer_digest, false)).await?;
+            Box::pin(self.manifest(&at, &bytes, &referrer_digest, false, 0)).await?;
             self.report.signatures += 1;
         }
         let index = oci::Index {
