@@ -68,11 +68,13 @@ pub fn pe(data: &[u8]) {
     };
     let image = pe::Image::parse(&assembled)
         .unwrap_or_else(|error| panic!("an assembled UKI does not parse: {error}"));
-    let index = image
-        .sections
-        .iter()
-        .position(|header| header.name == SectionHeader::name_bytes(".fuzz"))
-        .unwrap_or_else(|| panic!("the assembled UKI lost its .fuzz section"));
+    // Appended sections follow the stub's (which may hold a `.fuzz` of their own).
+    let index = image.sections.len() - 1;
+    assert_eq!(
+        image.sections[index].name,
+        SectionHeader::name_bytes(".fuzz"),
+        "the assembled UKI does not end with its .fuzz section"
+    );
     let stored = image
         .section_data(index)
         .unwrap_or_else(|error| panic!("the .fuzz section lies outside the UKI: {error}"));

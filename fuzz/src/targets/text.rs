@@ -39,10 +39,8 @@ pub fn asset_path(data: &[u8]) {
         return;
     };
     if let Ok(profile) = parse_path(path) {
-        assert!(
-            !profile.platform.is_empty(),
-            "{path:?} parsed to no platform"
-        );
+        // The grammar takes any platform name, even an empty one, as upstream's does: the
+        // plan refuses what the platform table does not know, so that is not checked here.
         assert!(
             path.contains(profile.arch.as_str())
                 || path.contains("x86_64")
