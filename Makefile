@@ -7,6 +7,9 @@ IMAGE_FACTORY_LISTEN ?= 127.0.0.1:8080
 # What links, iPXE scripts and installer references name: where clients reach `make run`.
 EXTERNAL_URL ?= http://$(IMAGE_FACTORY_LISTEN)/
 STATE_DIR ?= var
+# Seconds each fuzz target runs: `make fuzz` hunts, `make test` takes a short pass.
+FUZZ_SECONDS ?= 300
+FUZZ_TEST_SECONDS ?= 10
 REGISTRY_ADDR ?= 127.0.0.1:5000
 
 # Debian packages: the tools that build the fixture release (squashfs-tools, cpio, kmod,
@@ -20,7 +23,7 @@ APT_PACKAGES := squashfs-tools cpio kmod zstd xz-utils skopeo docker-registry ov
   time curl jq xorriso openssl osslsigncode sbsigntool efitools chromium chromium-driver
 
 .PHONY: all deps build fixtures run registry registry-server run-registry run-cluster test lint \
-  bench clean
+  fuzz fuzz-short bench clean
 
 all: build
 
@@ -116,6 +119,16 @@ test: deps
 	else \
 	  $(CARGO) test --workspace --all-targets --locked; \
 	fi
+	@$(MAKE) --no-print-directory fuzz-short
+
+# Coverage-guided fuzzing with cargo-afl (installed from crates.io when missing; it builds
+# its own AFL++ with the C compiler): every target of fuzz/ for FUZZ_SECONDS, crashes copied
+# to fuzz/regressions/ and a failure. The short pass is part of `make test`.
+fuzz:
+	$(CARGO) xtask fuzz --seconds $(FUZZ_SECONDS)
+
+fuzz-short:
+	$(CARGO) xtask fuzz --seconds $(FUZZ_TEST_SECONDS)
 
 bench: fixtures
 	$(CARGO) bench --locked

@@ -316,7 +316,10 @@ pub fn parse_go_duration(text: &str) -> Result<std::time::Duration, ConfigError>
         total += number * seconds;
         rest = &rest[unit_end..];
     }
-    Ok(std::time::Duration::from_secs_f64(total))
+    // A duration past what `Duration` holds (Go's limit is lower still) is a typo to report,
+    // not a reason to panic at start-up.
+    std::time::Duration::try_from_secs_f64(total)
+        .map_err(|_| ConfigError(format!("invalid duration {text:?}: out of range")))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -678,6 +681,9 @@ mod tests {
         assert_eq!(parse_go_duration("250ms").unwrap().as_millis(), 250);
         assert!(parse_go_duration("5 minutes").is_err());
         assert!(parse_go_duration("").is_err());
+        // Found by the config fuzz target: a number of hours past `Duration` panicked.
+        assert!(parse_go_duration("1111111111111111111111h").is_err());
+        assert!(parse_go_duration("1e400s").is_err());
     }
 
     #[test]

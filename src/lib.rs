@@ -22,6 +22,8 @@ pub mod engine;
 pub mod error;
 pub mod format;
 pub mod frontend;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hex;
 pub mod overlay;
 pub mod profile;

@@ -268,10 +268,14 @@ async fn the_fixture_release_verifies_keyless_through_a_registry() {
     assert_eq!(kernel.status(), 200, "{:?}", kernel.text().await);
 }
 
+/// A ceiling for the fixture's blobs, which the tests read whole.
+const AT_MOST: image_factory::source::limits::Expected =
+    image_factory::source::limits::Expected::AtMost(1 << 30);
+
 /// The blob of the Sigstore bundle the referrers tag of `name@digest` lists first.
 fn attached_bundle(layout: &OciLayout, name: &str, digest: &Digest) -> Digest {
     let json = |digest: &Digest| -> serde_json::Value {
-        serde_json::from_slice(&layout.blob(digest).unwrap()).unwrap()
+        serde_json::from_slice(&layout.blob(name, digest, AT_MOST).unwrap()).unwrap()
     };
     let first = |value: serde_json::Value, list: &str| -> Digest {
         Digest::parse(value[list][0]["digest"].as_str().unwrap()).unwrap()
@@ -296,7 +300,7 @@ fn sigstore_python_accepts_the_fixture_signatures() {
     );
     let release = fixture_release();
     let layout = OciLayout::open(&release).unwrap();
-    let blob = |digest: &Digest| layout.blob(digest).unwrap();
+    let blob = |digest: &Digest| layout.blob("fixture release", digest, AT_MOST).unwrap();
     let work = tempfile::tempdir().unwrap();
     let root: serde_json::Value =
         serde_json::from_slice(&std::fs::read(fixture_trust_root()).unwrap()).unwrap();

@@ -40,7 +40,7 @@ fn enterprise_only(path: &str) -> Option<&'static str> {
 
 /// What a `Range` header asks of an asset of `size` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RangeAnswer {
+pub enum RangeAnswer {
     /// No range we serve as a part: several ranges, another unit, or a malformed header,
     /// which RFC 9110 lets a server ignore; the whole body goes out with 200.
     Whole,
@@ -50,7 +50,7 @@ enum RangeAnswer {
     Unsatisfiable,
 }
 
-fn parse_range(header: &str, size: u64) -> RangeAnswer {
+pub fn parse_range(header: &str, size: u64) -> RangeAnswer {
     let Some(spec) = header.trim().strip_prefix("bytes=") else {
         return RangeAnswer::Whole;
     };

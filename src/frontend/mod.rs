@@ -1,11 +1,11 @@
 //! Frontends: one axum router for the HTTP API, the PXE scripts and the `/v2` registry; each
 //! route resolves its request with `service::Factory::resolve` and serves the delivery.
 
-mod assets;
+pub(crate) mod assets;
 mod error;
 pub mod http;
 mod json;
-mod registry;
+pub(crate) mod registry;
 mod relay;
 mod server;
 mod tls;

@@ -64,32 +64,83 @@ pub async fn route(
     with_api_version(response)
 }
 
+/// Where a `/v2/<path>` request goes, decided from the path alone (before any lookup).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum V2Route<'a> {
+    /// `/v2/`: the API version check.
+    Ping,
+    /// `siderolabs/<name…>/<resource>/<reference>`: a source image of the release.
+    Source {
+        name: String,
+        resource: &'a str,
+        reference: &'a str,
+    },
+    /// `<image>/<schematic>/<resource>/<reference>`: an installer image.
+    Installer {
+        image: &'a str,
+        schematic: &'a str,
+        resource: &'a str,
+        reference: &'a str,
+    },
+    /// Anything else: the registry's plain 404.
+    NotFound,
+}
+
+impl<'a> V2Route<'a> {
+    pub fn of(path: &'a str) -> V2Route<'a> {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        if segments == [""] {
+            return V2Route::Ping;
+        }
+        let [repository @ .., resource, reference] = segments.as_slice() else {
+            return V2Route::NotFound;
+        };
+        if repository.is_empty() || reference.is_empty() {
+            return V2Route::NotFound;
+        }
+        if let ["siderolabs", rest @ ..] = repository {
+            let name = rest.join("/");
+            if name.is_empty() {
+                return V2Route::NotFound;
+            }
+            return V2Route::Source {
+                name,
+                resource,
+                reference,
+            };
+        }
+        let [image, schematic] = repository else {
+            return V2Route::NotFound;
+        };
+        V2Route::Installer {
+            image,
+            schematic,
+            resource,
+            reference,
+        }
+    }
+}
+
 async fn dispatch(
     factory: &Factory,
     path: &str,
     method: &Method,
     query: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    if segments == [""] {
-        return Ok(StatusCode::OK.into_response());
-    }
-    let not_found = || Ok(plain_text(StatusCode::NOT_FOUND, "404 page not found"));
-    let [repository @ .., resource, reference] = segments.as_slice() else {
-        return not_found();
-    };
-    if repository.is_empty() || reference.is_empty() {
-        return not_found();
-    }
-    if let ["siderolabs", rest @ ..] = repository {
-        let name = rest.join("/");
-        if name.is_empty() {
-            return not_found();
-        }
-        return source_image(factory, &name, resource, reference, method).await;
-    }
-    let [image, schematic] = repository else {
-        return not_found();
+    let (image, schematic, resource, reference) = match V2Route::of(path) {
+        V2Route::Ping => return Ok(StatusCode::OK.into_response()),
+        V2Route::NotFound => return Ok(plain_text(StatusCode::NOT_FOUND, "404 page not found")),
+        V2Route::Source {
+            name,
+            resource,
+            reference,
+        } => return source_image(factory, &name, resource, reference, method).await,
+        V2Route::Installer {
+            image,
+            schematic,
+            resource,
+            reference,
+        } => (image, schematic, resource, reference),
     };
     if let Some(target) = factory
         .installer_target(image, schematic, resource, reference)
@@ -97,7 +148,7 @@ async fn dispatch(
     {
         return super::relay::redirect_or_relay(target, method, query).await;
     }
-    match *resource {
+    match resource {
         "manifests" => {
             let manifest = factory
                 .installer_manifest(image, schematic, reference)
@@ -114,13 +165,13 @@ async fn dispatch(
             respond(
                 Response::builder()
                     .header(header::CONTENT_TYPE, "application/octet-stream")
-                    .header(CONTENT_DIGEST.clone(), *reference)
+                    .header(CONTENT_DIGEST.clone(), reference)
                     .header(header::CONTENT_LENGTH, blob.size),
                 body,
             )
         }
         "referrers" => empty_referrers(reference),
-        _ => not_found(),
+        _ => Ok(plain_text(StatusCode::NOT_FOUND, "404 page not found")),
     }
 }
 

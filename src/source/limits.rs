@@ -164,7 +164,7 @@ pub fn read_into(
     loop {
         match reader.read(&mut chunk) {
             Ok(0) => return Ok(()),
-            Ok(read) => sink.push(&chunk[..read])?,
+            Ok(read) => sink.push(chunk.get(..read).unwrap_or_default())?,
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
             Err(error) => return Err(SourceError::io(path, error)),
         }
@@ -211,7 +211,7 @@ impl<R: Read> Read for Budgeted<R> {
         let want = buf
             .len()
             .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        let read = self.inner.read(&mut buf[..want])?;
+        let read = self.inner.read(buf.get_mut(..want).unwrap_or_default())?;
         self.left -= read as u64;
         Ok(read)
     }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod fixtures;
+mod fuzz;
 mod panic_audit;
 
 use std::path::PathBuf;
@@ -16,6 +17,9 @@ tasks:
   bench-compare      time our CLI and the standard-tools pipeline on the same inputs
   fixtures [--force] generate fixtures/release/ (the Talos-shaped OCI release the tests and
                      `make run` use) from Debian packages; skipped when already up to date
+  fuzz [--seconds N] [--target T]... [--jobs J]
+                     build the AFL targets of fuzz/ with cargo-afl and run each N seconds
+                     (default 60); crashing inputs are copied to fuzz/regressions/
 ";
 
 fn main() -> ExitCode {
@@ -26,6 +30,10 @@ fn main() -> ExitCode {
         Some("fixtures") => {
             let force = std::env::args().any(|arg| arg == "--force");
             fixtures::generate(&workspace(), force)
+        }
+        Some("fuzz") => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            fuzz::run(&workspace(), &args)
         }
         Some("help" | "--help" | "-h") => {
             eprint!("{USAGE}");

@@ -30,6 +30,9 @@ fn round_up(value: u64, alignment: u64) -> u64 {
     }
 }
 
+/// The largest file alignment the PE format allows.
+const MAX_FILE_ALIGNMENT: u64 = 64 * 1024;
+
 fn stub_error(error: PeError) -> EngineError {
     EngineError::Pe(format!("systemd-stub: {error}"))
 }
@@ -208,6 +211,15 @@ pub fn assemble(stub: &[u8], sections: &[Section]) -> Result<Vec<u8>, EngineErro
     let parsed = pe::Image::parse(stub).map_err(stub_error)?;
     let section_alignment = parsed.section_alignment().map_err(stub_error)?;
     let file_alignment = parsed.file_alignment().map_err(stub_error)?;
+    // The output's size follows the stub's section sizes and file alignment: a stub whose
+    // sections lie past its end, or whose alignment is past the PE limit of 64 KiB, would
+    // have it allocate gigabytes before failing.
+    for index in 0..parsed.sections.len() {
+        parsed.section_data(index).map_err(stub_error)?;
+    }
+    if file_alignment > MAX_FILE_ALIGNMENT {
+        return Err(too_large("file alignment"));
+    }
     let (coff, optional, optional_size) = (parsed.coff, parsed.optional, parsed.optional_size);
     let mut headers = parsed.sections.clone();
     let last = headers
@@ -296,6 +308,18 @@ pub fn assemble(stub: &[u8], sections: &[Section]) -> Result<Vec<u8>, EngineErro
         (pe_optional::CHECKSUM, 0),
     ] {
         pe::put_u32(&mut out, new_optional + field, value);
+    }
+    // A signed stub's certificate table is not carried over either (its offset would point
+    // into the new sections, and the UKI is signed afresh), so its directory entry goes.
+    let directories = parsed
+        .optional_u32(pe_optional::NUMBER_OF_RVA_AND_SIZES)
+        .map_err(stub_error)? as usize;
+    let security = pe_optional::DATA_DIRECTORIES + 8 * pe::DIRECTORY_SECURITY;
+    if directories > pe::DIRECTORY_SECURITY
+        && security + 8 <= optional_size
+        && let Some(entry) = out.get_mut(new_optional + security..new_optional + security + 8)
+    {
+        entry.fill(0);
     }
     let new_table = new_optional + optional_size;
     for (index, header) in headers.iter().enumerate() {
