@@ -185,12 +185,12 @@ fn expect_enrollment(esp: &Path, cert: &Path, work: &Path, mode: &str) {
     }
 }
 
-/// `count` sectors of `image` from `start`, as a file.
+/// `count` sectors of `image` from `start`, as a sparse file.
 fn extract(image: &Path, start: u64, count: u64, out: &Path) -> PathBuf {
     run(Command::new("dd")
         .arg(format!("if={}", image.display()))
         .arg(format!("of={}", out.display()))
-        .args(["bs=512", "status=none"])
+        .args(["bs=512", "status=none", "conv=sparse"])
         .arg(format!("skip={start}"))
         .arg(format!("count={count}")));
     out.to_path_buf()
