@@ -104,18 +104,30 @@ async fn serve(state: &std::path::Path) -> Served {
     let mut child = tokio::process::Command::new(BINARY)
         .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
         .arg(state)
+        .env(
+            "IF_ARTIFACTS_OCILAYOUT",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/release"),
+        )
         .env("IF_CONTAINERSIGNATURE_DISABLED", "true")
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = Vec::new();
     let base = loop {
         let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
             .await
             .expect("server starts within 30 s")
-            .unwrap()
-            .expect("server prints its address");
+            .unwrap();
+        let Some(line) = line else {
+            let exit = child.wait().await.unwrap();
+            panic!(
+                "server exited ({exit}) before printing its address:\n{}",
+                log.join("\n")
+            );
+        };
+        log.push(line.clone());
         if let Some(at) = line.find("listening on http://") {
             let address = line[at + "listening on ".len()..]
                 .split_whitespace()
@@ -144,6 +156,7 @@ async fn terminate(mut served: Served) {
 }
 
 #[tokio::test]
+/// Needs the fixture release: start-up refuses a release source it cannot list.
 async fn schematics_survive_a_restart() {
     let state = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
